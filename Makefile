@@ -1,0 +1,51 @@
+# vnvram — top-level entry point. CMake and ctest do the work underneath.
+#
+#   make            build everything into build/ (binaries in build/bin/)
+#   make test       build, then run every test tier; ends with ctest's summary
+#   make deps       install the Debian packages the project needs
+#   make install    install into $(DESTDIR)$(PREFIX)
+#   make format     clang-format the tree;  make lint: clang-format + clang-tidy checks
+#   make clean      remove build/
+
+BUILD     ?= build
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+BUILD_TYPE ?= RelWithDebInfo
+JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
+CTEST_ARGS ?=
+
+SOURCES = $(shell git ls-files '*.cc' '*.h' 2>/dev/null | grep -v '^include/xen/')
+
+.PHONY: all build deps deps-if-missing configure test install clean format lint
+
+all: build
+
+deps:
+	tools/install-deps.sh
+
+deps-if-missing:
+	@tools/install-deps.sh --check || tools/install-deps.sh
+
+$(BUILD)/CMakeCache.txt: | deps-if-missing
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+
+configure: deps-if-missing $(BUILD)/CMakeCache.txt
+
+build: configure
+	cmake --build $(BUILD) -j$(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)
+
+install: build
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
+
+format:
+	clang-format -i $(SOURCES)
+
+lint: configure
+	clang-format --dry-run --Werror $(SOURCES)
+	run-clang-tidy -quiet -p $(BUILD) $(filter %.cc,$(SOURCES))
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,1 @@
+#include "platform/xen/xen_xenstore.h"

@@ -1,0 +1,48 @@
+#!/bin/sh
+# Installs the Debian 12 packages vnvram needs to build and test.
+#   tools/install-deps.sh          install whatever is missing (apt-get)
+#   tools/install-deps.sh --check  exit 0 when nothing is missing, 1 otherwise
+# Runs apt-get as root directly, through sudo otherwise.
+set -eu
+
+PACKAGES="
+  build-essential cmake pkg-config
+  libxen-dev xenstore-utils
+  libzmq3-dev cppzmq-dev
+  libboost-test-dev
+  libspdlog-dev libfmt-dev
+  nlohmann-json3-dev libcli11-dev
+"
+
+missing() {
+  for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+      echo "$p"
+    fi
+  done
+}
+
+MISSING=$(missing)
+if [ "${1:-}" = "--check" ]; then
+  [ -z "$MISSING" ]
+  exit $?
+fi
+if [ -z "$MISSING" ]; then
+  echo "deps: all packages present"
+  exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+  SUDO="sudo"
+else
+  echo "deps: missing packages and not root (no sudo):" $MISSING >&2
+  exit 1
+fi
+
+echo "deps: installing:" $MISSING
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $MISSING
