@@ -49,3 +49,8 @@ lint: configure
 
 clean:
 	rm -rf $(BUILD)
+
+.PHONY: demo
+demo: configure
+	cmake --build $(BUILD) -j$(JOBS) --target vnvram-xenstored vnvramd nvram-tool vnvram-guest-demo
+	tools/demo.sh $(BUILD)/bin

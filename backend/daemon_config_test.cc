@@ -1,0 +1,61 @@
+// DaemonConfig: strict "key = value" parsing and command-line precedence.
+#define BOOST_TEST_MODULE daemon_config
+#include "backend/daemon_config.h"
+
+#include <boost/test/unit_test.hpp>
+
+namespace vnvram::backend {
+namespace {
+
+BOOST_AUTO_TEST_CASE(ParsesEveryKeyWithCommentsAndSpaces) {
+  auto c = ParseConfigText(
+      "# vnvramd\n\n platform = sim:/tmp/x:0 \nvault-dir=/var/lib/v\n"
+      "vault-interval = 30\r\nlog-level = debug\nstats-interval-ms = 500\n"
+      "copy-mode = 0\n",
+      "t.conf");
+  BOOST_TEST_REQUIRE(c.ok(), c.status().ToString());
+  BOOST_TEST(*c->platform == "sim:/tmp/x:0");
+  BOOST_TEST(*c->vault_dir == "/var/lib/v");
+  BOOST_TEST(c->vault_interval->count() == 30);
+  BOOST_TEST((*c->log_level == log::Level::kDebug));
+  BOOST_TEST(c->stats_interval->count() == 500);
+  BOOST_TEST(*c->copy_mode == false);
+}
+
+BOOST_AUTO_TEST_CASE(ErrorsNameTheFileLineKeyAndValue) {
+  struct Case {
+    const char* text;
+    const char* expect;
+  };
+  for (const Case c :
+       {Case{"bogus = 1\n", "t.conf:1: unknown key 'bogus'"},
+        Case{"\nvault-interval = -1\n", "t.conf:2: vault-interval = '-1'"},
+        Case{"vault-interval = 99999999\n", "vault-interval = '99999999'"},
+        Case{"log-level = loud\n", "log-level = 'loud'"},
+        Case{"platform = kvm\n", "platform = 'kvm'"},
+        Case{"copy-mode = yes\n", "copy-mode = 'yes'"}, Case{"vault-dir = \n", "vault-dir = ''"},
+        Case{"platform\n", "expected 'key = value'"}, Case{" = x\n", "missing key"},
+        Case{"log-level = info\nlog-level = info\n", "given twice"}}) {
+    auto r = ParseConfigText(c.text, "t.conf");
+    BOOST_TEST_REQUIRE(!r.ok(), c.text);
+    BOOST_TEST(r.status().message().find(c.expect) != std::string::npos, r.status().message());
+    BOOST_TEST(r.status().message().find('\n') == std::string::npos);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(CommandLineWinsAndRequiredSettingsAreChecked) {
+  ConfigOverrides file, cli;
+  BOOST_TEST_REQUIRE(ApplyConfigValue("platform", "xen", &file).ok());
+  BOOST_TEST_REQUIRE(ApplyConfigValue("vault-dir", "/a", &file).ok());
+  BOOST_TEST_REQUIRE(ApplyConfigValue("vault-dir", "/b", &cli).ok());
+  auto c = MergeConfig(file, cli);
+  BOOST_TEST_REQUIRE(c.ok(), c.status().ToString());
+  BOOST_TEST(c->vault_dir == "/b");
+  BOOST_TEST(c->platform == "xen");
+  BOOST_TEST(!c->host_id.empty());
+  BOOST_TEST(!MergeConfig({}, cli).ok());
+  BOOST_TEST(MergeConfig(file, {}).ok());
+}
+
+}  // namespace
+}  // namespace vnvram::backend

@@ -1,0 +1,161 @@
+// The C API (include/vnvram/vnvram.h) over vnvram::Device: status codes
+// become negative errno values, messages go to a thread-local string.
+// Thread-safety: as vnvram::Device; the last error is per thread.
+#include <cerrno>
+#include <memory>
+#include <string>
+
+#include "vnvram/vnvram.h"
+#include "vnvram/vnvram.hpp"
+
+struct vnvram_dev {
+  std::unique_ptr<vnvram::Device> device;
+};
+
+namespace {
+
+thread_local std::string g_last_error;
+
+int ErrnoOf(const vnvram::Status& s) {
+  if (s.sys_errno() != 0) return s.sys_errno();
+  switch (s.code()) {
+    case vnvram::Code::kOk: return 0;
+    case vnvram::Code::kInvalidArgument: return EINVAL;
+    case vnvram::Code::kNotFound: return ENOENT;
+    case vnvram::Code::kAlreadyExists: return EEXIST;
+    case vnvram::Code::kPermissionDenied: return EACCES;
+    case vnvram::Code::kResourceExhausted: return ENOSPC;
+    case vnvram::Code::kAborted: return EAGAIN;
+    case vnvram::Code::kUnavailable: return ENODEV;
+    case vnvram::Code::kTimeout: return ETIMEDOUT;
+    case vnvram::Code::kIoError: return EIO;
+    case vnvram::Code::kCorruption: return EBADMSG;
+    case vnvram::Code::kOutOfRange: return ERANGE;
+    case vnvram::Code::kFailedPrecondition: return EBADFD;
+    case vnvram::Code::kNotSupported: return EOPNOTSUPP;
+    case vnvram::Code::kInternal: return EFAULT;
+  }
+  return EIO;
+}
+
+int Ret(const vnvram::Status& s) {
+  if (s.ok()) {
+    g_last_error.clear();
+    return 0;
+  }
+  g_last_error = s.ToString();
+  return -ErrnoOf(s);
+}
+
+int NullHandle() {
+  g_last_error = "vnvram: NULL device handle";
+  return -EINVAL;
+}
+
+template <typename F>
+int Guard(F&& f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {  // allocation failure and the like
+    g_last_error = std::string("vnvram: ") + e.what();
+    return -ENOMEM;
+  } catch (...) {
+    g_last_error = "vnvram: unexpected exception";
+    return -EFAULT;
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+vnvram_dev* vnvram_open(const char* platform, uint32_t devid, int timeout_ms) {
+  vnvram_dev* out = nullptr;
+  const int rc = Guard([&] {
+    vnvram::OpenOptions o;
+    if (platform != nullptr) o.platform = platform;
+    o.devid = devid;
+    if (timeout_ms > 0) o.timeout = std::chrono::milliseconds(timeout_ms);
+    auto d = vnvram::Device::Open(o);
+    if (!d.ok()) return Ret(d.status());
+    out = new vnvram_dev{std::move(d).value()};
+    return Ret(vnvram::Status::Ok());
+  });
+  if (rc != 0) errno = -rc;
+  return out;
+}
+
+void* vnvram_region(vnvram_dev* dev, size_t* size, uint64_t* generation) {
+  if (dev == nullptr) {
+    NullHandle();
+    return nullptr;
+  }
+  std::span<std::byte> r = dev->device->region();
+  if (size != nullptr) *size = r.size();
+  if (generation != nullptr) *generation = dev->device->generation();
+  return r.empty() ? nullptr : r.data();
+}
+
+int vnvram_persist(vnvram_dev* dev, uint64_t offset, uint64_t length) {
+  if (dev == nullptr) return NullHandle();
+  return Guard([&] { return Ret(dev->device->persist(offset, length)); });
+}
+
+int vnvram_memcpy_persist(vnvram_dev* dev, uint64_t offset, const void* src, size_t len) {
+  if (dev == nullptr) return NullHandle();
+  if (src == nullptr && len != 0) return Ret(vnvram::Status::InvalidArgument("NULL source"));
+  return Guard([&] {
+    return Ret(dev->device->memcpy_persist(offset, {static_cast<const std::byte*>(src), len}));
+  });
+}
+
+int vnvram_persist_async(vnvram_dev* dev, uint64_t offset, uint64_t length) {
+  if (dev == nullptr) return NullHandle();
+  return Guard([&] { return Ret(dev->device->persist_async(offset, length)); });
+}
+
+int vnvram_flush(vnvram_dev* dev) {
+  if (dev == nullptr) return NullHandle();
+  return Guard([&] { return Ret(dev->device->flush()); });
+}
+
+int vnvram_drain(vnvram_dev* dev) {
+  if (dev == nullptr) return NullHandle();
+  return Guard([&] { return Ret(dev->device->drain()); });
+}
+
+int vnvram_barrier(vnvram_dev* dev) {
+  if (dev == nullptr) return NullHandle();
+  return Guard([&] { return Ret(dev->device->barrier()); });
+}
+
+int vnvram_read(vnvram_dev* dev, uint64_t offset, void* buf, size_t len) {
+  if (dev == nullptr) return NullHandle();
+  if (buf == nullptr && len != 0) return Ret(vnvram::Status::InvalidArgument("NULL buffer"));
+  return Guard([&] { return Ret(dev->device->read(offset, {static_cast<std::byte*>(buf), len})); });
+}
+
+int vnvram_write(vnvram_dev* dev, uint64_t offset, const void* buf, size_t len) {
+  if (dev == nullptr) return NullHandle();
+  if (buf == nullptr && len != 0) return Ret(vnvram::Status::InvalidArgument("NULL buffer"));
+  return Guard([&] {
+    return Ret(dev->device->write(offset, {static_cast<const std::byte*>(buf), len}));
+  });
+}
+
+uint64_t vnvram_durable_seq(vnvram_dev* dev) {
+  return dev == nullptr ? 0 : dev->device->durable_seq();
+}
+
+int vnvram_close(vnvram_dev* dev) {
+  if (dev == nullptr) return 0;
+  const int rc = Guard([&] { return Ret(dev->device->close()); });
+  delete dev;
+  return rc;
+}
+
+const char* vnvram_last_error(void) {
+  return g_last_error.c_str();
+}
+
+}  // extern "C"

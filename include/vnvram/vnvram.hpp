@@ -1,0 +1,122 @@
+// libvnvram: the guest's C++ API to a vnvram device. A Device owns one
+// device's frontend (xenbus handshake, ring, event channel, the mapped
+// region) and every request in flight on it. Thread-safety: every method may
+// be called from any thread; calls are serialised on one internal mutex (a
+// call that waits holds it). The region's bytes are the caller's to
+// synchronise. Errors are vnvram::Status values; nothing throws.
+//
+// Region address and reconnects. The region is mapped from the backend's
+// grants. When the backend restarts (it goes back to InitWait with new
+// grants) the Device re-handshakes inside whichever call notices it and
+// maps the new grants, usually at a new address: generation() then grows by
+// one and region() returns the new span. Requests in flight are not lost:
+// for each PERSIST (every byte, for a FLUSH) the bytes are copied from the
+// old mapping into the new one and the request is re-issued on the new
+// ring; copy-mode READ/WRITE and GET_INFO are re-issued as they were. If no
+// connection comes back before the call's deadline they fail with
+// kUnavailable. The generation changes only inside a Device call; a span
+// obtained before the change stays mapped (stores to it are harmless but no
+// longer reach the device) until close() or eight later re-maps. Callers
+// that cache the span compare generation() after each call.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "common/result.h"
+#include "common/status.h"
+
+namespace vnvram {
+
+struct OpenOptions {
+  // "xen", "sim:<dir>:<domid>"; empty: $VNVRAM_PLATFORM, else "xen".
+  std::string platform;
+  // xenbus device id of the path (device/vnvram/<devid>).
+  uint32_t devid = 0;
+  // Budget of the handshake and of every call that waits (including a
+  // re-handshake after a backend restart).
+  std::chrono::milliseconds timeout{10000};
+  // Ring pages = 2^order, capped by the backend's max-ring-page-order.
+  uint32_t ring_page_order = 2;
+};
+
+struct DeviceInfo {
+  uint64_t region_size = 0;  // bytes (GET_INFO, checked against xenstore)
+  uint64_t durable_seq = 0;  // the backend's durable sequence number
+  uint64_t generation = 0;   // connections so far (1 after open)
+  uint32_t ring_page_order = 0;
+  uint32_t backend_domid = 0;
+  std::string volume;  // UUID
+  bool feature_flush = false;
+  bool feature_barrier = false;
+  bool feature_copy_mode = false;
+};
+
+enum class DeviceState {
+  kConnected,     // requests flow
+  kReconnecting,  // the backend went away; calls wait (up to their deadline)
+                  // for it to come back and re-handshake
+  kError,         // the backend misbehaved or closed with an error: sticky
+  kClosed,        // close() was called or the device was detached
+};
+
+class Device {
+ public:
+  // Opens device `options.devid` of this domain and runs the handshake.
+  // kNotFound: no such device; kTimeout: the backend did not answer in
+  // time; kCorruption: the backend published bad values.
+  static Result<std::unique_ptr<Device>> Open(const OpenOptions& options);
+  // close() with the open timeout.
+  ~Device();
+  Device(const Device&) = delete;
+  Device& operator=(const Device&) = delete;
+
+  // The mapped region (empty once closed). See "Region address" above.
+  std::span<std::byte> region();
+  uint64_t generation() const;
+  uint64_t size() const;
+
+  // Makes [offset, offset + length) durable; returns when the backend has
+  // acknowledged it. kOutOfRange for a range outside the region.
+  Status persist(uint64_t offset, uint64_t length);
+  // Copies `src` into the region at `offset`, then persist().
+  Status memcpy_persist(uint64_t offset, std::span<const std::byte> src);
+
+  // Batching: persist_async() queues a PERSIST and returns; flush() queues
+  // a FLUSH (everything stored so far); drain() waits until every queued
+  // request is answered and returns the first error among them.
+  Status persist_async(uint64_t offset, uint64_t length);
+  Status flush();
+  Status drain();
+  // Requests queued before it complete before any queued after it starts.
+  Status barrier();
+
+  // Copy mode (the backend copies through pages granted per request); no
+  // need to touch region(). write() also makes the bytes durable.
+  Status read(uint64_t offset, std::span<std::byte> dst);
+  Status write(uint64_t offset, std::span<const std::byte> src);
+
+  // GET_INFO plus what the handshake learnt.
+  Result<DeviceInfo> info();
+  // The highest durable sequence number the backend reported.
+  uint64_t durable_seq() const;
+
+  DeviceState state() const;
+  // Why the device is in kError (OK otherwise).
+  Status error() const;
+
+  // Drains, then Closing -> Closed; unmaps everything. Idempotent.
+  Status close();
+
+  class Impl;
+
+ private:
+  explicit Device(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vnvram
