@@ -1,7 +1,9 @@
 #include "backend/daemon.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -47,6 +49,7 @@ Daemon::~Daemon() {
   env_.reset();
   volumes_.reset();
   if (wake_fd_ >= 0) ::close(wake_fd_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 Status Daemon::Open() {
@@ -55,6 +58,17 @@ Status Daemon::Open() {
   std::filesystem::create_directories(config_.vault_dir, ec);
   if (ec)
     return Status::IoError("create vault directory " + config_.vault_dir + ": " + ec.message());
+  // One daemon per vault directory: two would overwrite each other's vaults.
+  const std::string lock_path = config_.vault_dir + "/.vnvramd.lock";
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd_ < 0) return Status::FromErrno(errno, "open " + lock_path);
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return Status::FailedPrecondition("another vnvramd is using the vault directory " +
+                                        config_.vault_dir);
+    }
+    return Status::FromErrno(errno, "lock " + lock_path);
+  }
   auto xs = platform_->OpenXenStore();
   if (!xs.ok()) return xs.status().WithContext("open xenstore");
   xs_ = std::move(xs).value();

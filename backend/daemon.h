@@ -68,6 +68,7 @@ class Daemon {
   std::unique_ptr<VolumeRegistry> volumes_;
   std::unique_ptr<DeviceEnv> env_;
   int wake_fd_ = -1;
+  int lock_fd_ = -1;  // flock on <vault-dir>/.vnvramd.lock, held while alive
   uint64_t vault_completed_ = 0;
   std::map<DeviceKey, std::unique_ptr<XenbusBackend>> devices_;
 };

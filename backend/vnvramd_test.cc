@@ -654,6 +654,19 @@ BOOST_AUTO_TEST_CASE(LosingXenstoreVaultsAndExitsNonZero) {
   BOOST_TEST(hdr->durable_seq == c->durable_seq);
 }
 
+BOOST_AUTO_TEST_CASE(ASecondDaemonOnTheSameVaultDirRefusesToStart) {
+  Host h;
+  const std::string bin = std::string(VNVRAM_BIN_DIR) + "/vnvramd";
+  auto r = sim::testing::RunProgram(
+      {bin, "--platform", "sim:" + h.xsd->socket_dir() + ":0", "--vault-dir", h.vault}, {});
+  BOOST_TEST_REQUIRE(r.ok());
+  BOOST_TEST(r->exit_code == 1, r->out);
+  BOOST_TEST(r->out.find("another vnvramd") != std::string::npos, r->out);
+  // The first one still serves.
+  auto f = h.AttachConnected(h.Spec(1, 0, 1, 64 << 10));
+  ExpectServing(*f);
+}
+
 BOOST_AUTO_TEST_CASE(BadConfigIsAOneLineErrorAndExitTwo) {
   char tmpl[] = "/tmp/vnvramd-conf-XXXXXX";
   BOOST_TEST_REQUIRE(::mkdtemp(tmpl) != nullptr);

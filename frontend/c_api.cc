@@ -69,12 +69,17 @@ int Guard(F&& f) {
 
 extern "C" {
 
-vnvram_dev* vnvram_open(const char* platform, uint32_t devid, int timeout_ms) {
+static vnvram_dev* OpenWith(const char* platform, uint32_t devid, const char* volume,
+                            int timeout_ms) {
   vnvram_dev* out = nullptr;
   const int rc = Guard([&] {
     vnvram::OpenOptions o;
     if (platform != nullptr) o.platform = platform;
     o.devid = devid;
+    if (volume != nullptr) {
+      o.volume = volume;
+      if (o.volume.empty()) return Ret(vnvram::Status::InvalidArgument("empty volume UUID"));
+    }
     if (timeout_ms > 0) o.timeout = std::chrono::milliseconds(timeout_ms);
     auto d = vnvram::Device::Open(o);
     if (!d.ok()) return Ret(d.status());
@@ -83,6 +88,19 @@ vnvram_dev* vnvram_open(const char* platform, uint32_t devid, int timeout_ms) {
   });
   if (rc != 0) errno = -rc;
   return out;
+}
+
+vnvram_dev* vnvram_open(const char* platform, uint32_t devid, int timeout_ms) {
+  return OpenWith(platform, devid, nullptr, timeout_ms);
+}
+
+vnvram_dev* vnvram_open_volume(const char* platform, const char* volume_uuid, int timeout_ms) {
+  if (volume_uuid == nullptr) {
+    Ret(vnvram::Status::InvalidArgument("NULL volume UUID"));
+    errno = EINVAL;
+    return nullptr;
+  }
+  return OpenWith(platform, 0, volume_uuid, timeout_ms);
 }
 
 void* vnvram_region(vnvram_dev* dev, size_t* size, uint64_t* generation) {

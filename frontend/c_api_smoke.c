@@ -85,6 +85,9 @@ int main(int argc, char** argv) {
 
   rc = vnvram_close(dev);
   if (rc != 0) return fail("vnvram_close", rc);
+  if (vnvram_open_volume(argv[1], "not-a-uuid", 1000) != NULL || errno != EINVAL) {
+    return fail("vnvram_open_volume with a bad UUID", -errno);
+  }
   printf("c_api_smoke: ok (%zu-byte region)\n", size);
   return 0;
 }

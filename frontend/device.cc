@@ -235,8 +235,9 @@ class Device::Impl {
     Deadline dl = NewDeadline();
     Status result;
     if (state_ == DeviceState::kConnected) result = DrainLocked(dl);
-    // A backend that broke the protocol is not waited for.
-    const bool trusted = state_ != DeviceState::kError;
+    // Only a live connection needs the backend to let go of our ring first;
+    // a backend that broke the protocol, or that is gone, is not waited for.
+    const bool trusted = state_ == DeviceState::kConnected;
     Status c = xb_->Close(
         dl,
         [this] {
@@ -658,7 +659,12 @@ Result<std::unique_ptr<Device>> Device::Open(const OpenOptions& options) {
                                    " exceeds " + std::to_string(VNVRAMIF_MAX_RING_PAGE_ORDER));
   }
   VNVRAM_ASSIGN_OR_RETURN(auto platform, platform::OpenPlatform(options.platform));
-  VNVRAM_ASSIGN_OR_RETURN(auto xb, frontend::XenbusFrontend::Open(*platform, options.devid));
+  DevId dev = options.devid;
+  if (!options.volume.empty()) {
+    VNVRAM_ASSIGN_OR_RETURN(const Uuid volume, ParseUuid(options.volume, "volume"));
+    VNVRAM_ASSIGN_OR_RETURN(dev, frontend::XenbusFrontend::FindDeviceByVolume(*platform, volume));
+  }
+  VNVRAM_ASSIGN_OR_RETURN(auto xb, frontend::XenbusFrontend::Open(*platform, dev));
   auto impl = std::make_unique<Impl>(options, std::move(platform), std::move(xb));
   VNVRAM_RETURN_IF_ERROR(impl->Open());
   return std::unique_ptr<Device>(new Device(std::move(impl)));

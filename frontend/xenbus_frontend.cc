@@ -80,6 +80,29 @@ Result<std::unique_ptr<XenbusFrontend>> XenbusFrontend::Open(platform::Platform&
   return x;
 }
 
+Result<DevId> XenbusFrontend::FindDeviceByVolume(platform::Platform& platform, const Uuid& volume) {
+  VNVRAM_ASSIGN_OR_RETURN(auto xs, platform.OpenXenStore());
+  const DomId self = platform.self_domid();
+  auto devs = xs->Directory(platform::kNoTx, schema::FrontendRoot(self));
+  if (!devs.ok() && devs.status().code() != Code::kNotFound) return devs.status();
+  std::optional<DevId> best;
+  if (devs.ok()) {
+    for (const std::string& name : *devs) {
+      auto dev = ParseDevId(name, "device id");
+      if (!dev.ok()) continue;  // not a device directory: not ours to judge
+      auto v = xs->Read(platform::kNoTx, schema::FrontendKey(self, *dev, fe::kVolume));
+      if (!v.ok()) continue;
+      auto u = ParseUuid(*v, fe::kVolume);
+      if (u.ok() && *u == volume && (!best || *dev < *best)) best = *dev;
+    }
+  }
+  if (!best) {
+    return Status::NotFound("no vnvram device of volume " + volume.ToString() + " in domain " +
+                            std::to_string(self));
+  }
+  return *best;
+}
+
 Status XenbusFrontend::ReadIdentity() {
   const std::string dir = schema::FrontendDir(self_, dev_);
   auto bid = xs_->Read(platform::kNoTx, FeKey(fe::kBackendId));

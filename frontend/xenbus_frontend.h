@@ -64,6 +64,10 @@ class XenbusFrontend {
   // `dev` (backend-id, backend, volume: strictly) and watches the
   // backend's state. kNotFound when the device directory does not exist.
   static Result<std::unique_ptr<XenbusFrontend>> Open(platform::Platform& platform, DevId dev);
+
+  // The lowest devid among this domain's vnvram devices whose volume is
+  // `volume`; kNotFound when none is.
+  static Result<DevId> FindDeviceByVolume(platform::Platform& platform, const Uuid& volume);
   ~XenbusFrontend();
 
   // The whole handshake, from writing Initialising to Connected, within

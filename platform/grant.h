@@ -65,9 +65,11 @@ class GrantMapping {
 class GrantMapper {
  public:
   virtual ~GrantMapper() = default;
-  // Maps `refs` granted by `granter` to this domain. kPermissionDenied when
-  // a ref was not granted to us (or read-only and `writable` asked),
-  // kNotFound/kInvalidArgument for a ref that is not in use.
+  // Maps `refs` granted by `granter` to this domain. Any refusal is an
+  // error and nothing stays mapped: kPermissionDenied when a ref was not
+  // granted to us (or is read-only and `writable` was asked); a ref that is
+  // not in use gives kNotFound on the sim but kPermissionDenied on Xen,
+  // which cannot tell the two apart, so callers must not branch on it.
   virtual Result<std::unique_ptr<GrantMapping>> Map(DomId granter, std::span<const GrantRef> refs,
                                                     bool writable,
                                                     std::optional<UnmapNotify> notify = {}) = 0;

@@ -101,6 +101,28 @@ BOOST_AUTO_TEST_CASE(CallsAndTheirErrors) {
   BOOST_TEST((missing.status().code() == Code::kNotFound), missing.status().ToString());
 }
 
+BOOST_AUTO_TEST_CASE(OpenByVolumeFindsThePathOfThatVolume) {
+  Host h;
+  h.Attach(4, "64K");  // testing::kVolume
+  const std::string other = "11111111-2222-4333-8444-555555555555";
+  auto r = h.Tool(
+      {"attach", "1", "--backend", "0", "--devid", "2", "--size", "128K", "--volume", other});
+  BOOST_TEST_REQUIRE(r.exit_code == 0, r.out);
+  OpenOptions o;
+  o.platform = h.Dom1();
+  o.volume = other;
+  auto d = Device::Open(o);
+  BOOST_TEST_REQUIRE(d.ok(), d.status().ToString());
+  BOOST_TEST((*d)->size() == 131072u);
+  auto info = (*d)->info();
+  BOOST_TEST_REQUIRE(info.ok());
+  BOOST_TEST(info->volume == other);
+  o.volume = "22222222-2222-4333-8444-555555555555";
+  BOOST_TEST((Device::Open(o).status().code() == Code::kNotFound));
+  o.volume = "not-a-uuid";
+  BOOST_TEST((Device::Open(o).status().code() == Code::kInvalidArgument));
+}
+
 BOOST_AUTO_TEST_CASE(ManyThreadsShareOneDevice) {
   Host h;
   h.Attach(0, "1M");
@@ -203,6 +225,7 @@ struct FakeBackend {
     put(be::kPageDirRefs, "1");
     put(be::PageDirRef(0), std::to_string(dir->refs()[0]));
     put(be::kFeaturePersist, "1");
+    put(be::kFeatureCopyMode, "1");
     put(be::kState, "2");
   }
 
@@ -287,7 +310,13 @@ struct FakeBackend {
   platform::EvtchnPort local_port = 0;
 };
 
-BOOST_AUTO_TEST_CASE(ABackendAnsweringAnUnknownIdPutsTheDeviceInErrorNotACrash) {
+// How the fake backend lies about the PERSIST it was sent.
+enum class Lie { kUnknownId, kWrongOperation, kUnknownStatus, kProducerFarAhead, kReadLength };
+
+// Opens device 5 against a FakeBackend, lets it lie once, and checks the
+// device went to its error state (with the error node written) instead of
+// crashing or accepting the answer.
+void CheckLie(Lie lie, std::string_view expect_in_error) {
   Host h({1, 2});
   auto r = h.Tool({"attach", "1", "--backend", "2", "--devid", "5", "--size", "64K", "--volume",
                    testing::kVolume});
@@ -310,21 +339,64 @@ BOOST_AUTO_TEST_CASE(ABackendAnsweringAnUnknownIdPutsTheDeviceInErrorNotACrash) 
   BOOST_TEST_REQUIRE(dev.ok(), dev.status().ToString());
   auto d = std::move(dev).value();
 
-  auto persisting = std::async(std::launch::async, [&] { return d->persist(0, 64); });
+  std::vector<std::byte> buf(100);
+  auto calling = std::async(std::launch::async, [&] {
+    return lie == Lie::kReadLength ? d->read(0, buf) : d->persist(0, 64);
+  });
   vnvramif_request req = fake.Next();
-  BOOST_TEST(req.operation == VNVRAMIF_OP_PERSIST);
-  fake.Respond(req.id + 1000, req.operation, VNVRAMIF_RSP_OKAY, 0);  // a lie
-  Status s = persisting.get();
+  switch (lie) {
+    case Lie::kUnknownId: fake.Respond(req.id + 1000, req.operation, VNVRAMIF_RSP_OKAY, 0); break;
+    case Lie::kWrongOperation: fake.Respond(req.id, VNVRAMIF_OP_READ, VNVRAMIF_RSP_OKAY, 0); break;
+    case Lie::kUnknownStatus: fake.Respond(req.id, req.operation, 77, 0); break;
+    case Lie::kProducerFarAhead:
+      fake.back.rsp_prod_pvt += 50;  // 50 answers for one question
+      fake.Respond(req.id, req.operation, VNVRAMIF_RSP_OKAY, 0);
+      break;
+    case Lie::kReadLength:
+      fake.Respond(req.id, req.operation, VNVRAMIF_RSP_OKAY, req.length + 1);
+      break;
+  }
+  Status s = calling.get();
   BOOST_TEST((s.code() == Code::kCorruption), s.ToString());
+  BOOST_TEST(s.message().find(expect_in_error) != std::string::npos, s.ToString());
+  if (lie == Lie::kReadLength) {
+    // A wrong length fails that call only; the ring itself stayed sane.
+    BOOST_TEST((d->state() == DeviceState::kConnected));
+    // Play the backend's part of the Closing dance so close() needs no wait.
+    BOOST_TEST_REQUIRE(fake.xs->Write(platform::kNoTx, fake.Key(schema::be::kState), "6").ok());
+    BOOST_TEST(d->close().ok());
+    return;
+  }
   BOOST_TEST((d->state() == DeviceState::kError));
   BOOST_TEST((d->persist(0, 64).code() == Code::kCorruption));
   // Reported where the toolstack looks, and the frontend went Closing.
   auto err = h.xs0->Read(platform::kNoTx, schema::FrontendKey(1, 5, schema::fe::kError));
   BOOST_TEST_REQUIRE(err.ok(), err.status().ToString());
-  BOOST_TEST(err->find("not in flight") != std::string::npos, *err);
+  BOOST_TEST(err->find(expect_in_error) != std::string::npos, *err);
   auto st = h.xs0->Read(platform::kNoTx, schema::FrontendKey(1, 5, schema::fe::kState));
   BOOST_TEST_REQUIRE(st.ok());
   BOOST_TEST(*st == "5");
+  BOOST_TEST(d->close().ok());
+}
+
+BOOST_AUTO_TEST_CASE(ABackendAnsweringAnUnknownIdPutsTheDeviceInErrorNotACrash) {
+  CheckLie(Lie::kUnknownId, "not in flight");
+}
+
+BOOST_AUTO_TEST_CASE(ABackendAnsweringWithTheWrongOperationPutsTheDeviceInError) {
+  CheckLie(Lie::kWrongOperation, "as operation");
+}
+
+BOOST_AUTO_TEST_CASE(ABackendAnsweringWithAnUnknownStatusPutsTheDeviceInError) {
+  CheckLie(Lie::kUnknownStatus, "unknown status");
+}
+
+BOOST_AUTO_TEST_CASE(ABackendPushingMoreResponsesThanRequestsPutsTheDeviceInError) {
+  CheckLie(Lie::kProducerFarAhead, "responses ahead");
+}
+
+BOOST_AUTO_TEST_CASE(ABackendMisreportingACopyLengthFailsThatRead) {
+  CheckLie(Lie::kReadLength, "bytes moved");
 }
 
 }  // namespace

@@ -45,7 +45,10 @@ trap 'exit 130' INT TERM
 
 T0=$(date +%s%N)
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
-say() { printf '[%6.3fs] %s\n' "$(echo "scale=3; ($(date +%s%N) - $T0) / 1000000000" | bc)" "$*"; }
+say() {
+  local e=$(( ($(date +%s%N) - T0) / 1000000 ))
+  printf '[%3d.%03ds] %s\n' $((e / 1000)) $((e % 1000)) "$*"
+}
 die() { echo "demo: $*" >&2; exit 1; }
 
 # Starts "$@" in the background with --ready-fd 3 and waits (10 s) for its
@@ -57,8 +60,7 @@ start_ready() {
   "$@" --ready-fd 3 3>"$fifo" >>"$log" 2>&1 &
   LAST_PID=$!
   PIDS+=("$LAST_PID")
-  local byte=""
-  read -r -t 10 -N 1 byte <"$fifo" || die "$(basename "$1") did not get ready; log: $(tail -5 "$log")"
+  read -r -t 10 -N 1 _ <"$fifo" || die "$(basename "$1") did not get ready; log: $(tail -5 "$log")"
   rm -f "$fifo"
 }
 

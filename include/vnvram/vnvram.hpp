@@ -37,6 +37,10 @@ struct OpenOptions {
   std::string platform;
   // xenbus device id of the path (device/vnvram/<devid>).
   uint32_t devid = 0;
+  // When not empty: open the device (path) of this volume UUID instead of
+  // `devid`; with several paths the lowest devid wins (multipath comes
+  // later).
+  std::string volume;
   // Budget of the handshake and of every call that waits (including a
   // re-handshake after a backend restart).
   std::chrono::milliseconds timeout{10000};

@@ -156,6 +156,8 @@ int Main(int argc, char** argv) {
   std::string platform, devid = "0", timeout_ms = "10000";
   app.add_option("--platform", platform, "xen or sim:<dir>:<domid>");
   app.add_option("--devid", devid, "device id (default 0)");
+  std::string volume;
+  app.add_option("--volume", volume, "open the device of this volume UUID instead of --devid");
   app.add_option("--timeout-ms", timeout_ms, "handshake and request deadline (default 10000)");
   std::string from = "0", count, batch = "1", pause_after;
   CLI::App* write = app.add_subcommand("write", "write and persist records");
@@ -181,6 +183,7 @@ int Main(int argc, char** argv) {
   auto dev_id = vnvram::ParseDevId(devid, "--devid");
   if (!dev_id.ok()) return Fail("arguments", dev_id.status());
   o.devid = *dev_id;
+  o.volume = volume;
   auto t = vnvram::ParseU64InRange(timeout_ms, 1, 3'600'000, "--timeout-ms");
   if (!t.ok()) return Fail("arguments", t.status());
   o.timeout = std::chrono::milliseconds(*t);
