@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/parse.h"
+#include "vnvram/vnvramif.h"
 #include "xenstore-schema/schema.h"
 
 namespace vnvram::backend {
@@ -40,9 +41,11 @@ std::string Reason(const Status& s) {
 
 Result<FrontendTransport> ReadFrontendTransport(const FrontendKeyReader& read, uint32_t max_order) {
   FrontendTransport t;
+  // 1 << order pages: never trust the caller's maximum past the protocol's.
+  const uint32_t max = std::min<uint32_t>(max_order, VNVRAMIF_MAX_RING_PAGE_ORDER);
   auto order_s = read(fe::kRingPageOrder);
   if (order_s.ok()) {
-    auto order = ParseU64InRange(*order_s, 0, max_order, fe::kRingPageOrder);
+    auto order = ParseU64InRange(*order_s, 0, max, fe::kRingPageOrder);
     if (!order.ok()) return Bad(fe::kRingPageOrder, *order_s, Reason(order.status()));
     t.ring_order = static_cast<uint32_t>(*order);
   } else if (order_s.status().code() != Code::kNotFound) {

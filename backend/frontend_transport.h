@@ -25,11 +25,14 @@ struct FrontendTransport {
 // absent; any other error is passed on).
 using FrontendKeyReader = std::function<Result<std::string>(std::string_view key)>;
 
-// Reads and checks every transport key: ring-page-order absent (0) or a
-// decimal <= `max_order`; ring-ref (order 0) or ring-ref0..N-1, each a
-// 32-bit decimal; event-channel a non-zero 32-bit decimal; protocol absent
-// or one of the schema's values. kInvalidArgument (a one-line message with
-// the bad value shown printable and shortened) or the reader's error.
+// Reads and checks every transport key, in this order, each at most once:
+// ring-page-order absent (0) or a decimal <= `max_order` (itself capped at
+// VNVRAMIF_MAX_RING_PAGE_ORDER); ring-ref (order 0) or ring-ref0..N-1 (and
+// no other), each a 32-bit decimal; event-channel a non-zero 32-bit
+// decimal; protocol absent or one of the schema's values. The first bad key
+// is the one reported: kInvalidArgument (a one-line message naming the key,
+// with the bad value shown printable and shortened) or the reader's error
+// (with the key as context).
 Result<FrontendTransport> ReadFrontendTransport(const FrontendKeyReader& read, uint32_t max_order);
 
 // `s` shortened to `max` bytes with every byte outside printable ASCII

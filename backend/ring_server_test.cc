@@ -417,6 +417,7 @@ BOOST_AUTO_TEST_CASE(AFloodIsServedAtMostTheBudgetPerCall) {
 BOOST_AUTO_TEST_CASE(PersistsOfOneBatchShareOneSinkCall) {
   Device d;
   std::vector<vnvramif_request> reqs;
+  reqs.reserve(5);
   for (int i = 0; i < 5; ++i) reqs.push_back(Req(VNVRAMIF_OP_PERSIST, i * 4096, 10));
   const auto done = d.SubmitAllAndServe(reqs);
   BOOST_TEST_REQUIRE(done.size() == 5u);

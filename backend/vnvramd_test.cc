@@ -616,6 +616,89 @@ BOOST_AUTO_TEST_CASE(DetachClosesAndRemovalFreesTheDevice) {
   BOOST_TEST(!h.xs->Directory(platform::kNoTx, schema::BackendDir(0, 1, 0)).ok());
 }
 
+// Returns once vnvramd has finished handling every xenstore change made
+// before the call: a vault request is handled while the watch events are
+// drained, the devices they touched are refreshed before the next batch, so
+// the second of two requests completes after that refresh.
+void SyncWithDaemon(Host& h, uint64_t* vault_request) {
+  for (int i = 0; i < 2; ++i) {
+    const std::string n = std::to_string(++*vault_request);
+    BOOST_TEST_REQUIRE(
+        h.xs->Write(platform::kNoTx, schema::DaemonKey(0, dk::kVaultRequest), n).ok());
+    auto done = WaitForValue(*h.xs, schema::DaemonKey(0, dk::kVaultCompleted), n);
+    BOOST_TEST_REQUIRE(done.ok(), done.status().ToString() << "\n" << h.Log());
+  }
+}
+
+size_t Count(const std::string& text, std::string_view what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+BOOST_AUTO_TEST_CASE(ClosingWrittenOverAClosedBackendIsAnsweredWithClosedAgain) {
+  Host h;
+  auto good = h.AttachConnected(h.Spec(2, 0, 2, 64 << 10));
+  auto d = h.Spec(1, 0, 1, 64 << 10);
+  auto f = h.AttachConnected(d);
+  BOOST_TEST_REQUIRE(h.toolstack->BeginDetach(d).ok());
+  BOOST_TEST_REQUIRE(f->WaitBackendState(XenbusState::kClosed).ok(), h.Log());
+  // The toolstack detaches again (a retried detach, or one that does not
+  // look first): online = 0 and Closing over our Closed. It then waits for
+  // Closed, which must come again, each time.
+  for (int i = 0; i < 2; ++i) {
+    BOOST_TEST_REQUIRE(h.toolstack->BeginDetach(d).ok());
+    auto st = WaitForValue(*h.xs, f->BeKey(be::kState), "6");
+    BOOST_TEST_REQUIRE(st.ok(), st.status().ToString() << "\n" << h.Log());
+  }
+  // Idempotent: once the node says Closed, a refresh writes nothing (our
+  // own write of Closed does not feed on itself).
+  uint64_t vault_request = 0;
+  BOOST_TEST_REQUIRE(h.xs->Write(platform::kNoTx, f->BeKey(be::kOnline), "0").ok());
+  SyncWithDaemon(h, &vault_request);
+  BOOST_TEST(Count(h.Log(), "written again") == 2u, h.Log());
+  BOOST_TEST(h.Read(f->BeKey(be::kState)) == "6");
+  // The detach completes: the directories go and the volume is free.
+  f->DropTransport();
+  BOOST_TEST_REQUIRE(h.toolstack->Remove(d).ok());
+  f.reset();
+  auto f3 = h.AttachConnected(h.Spec(3, 0, 1, 64 << 10));
+  ExpectServing(*f3);
+  ExpectServing(*good);
+}
+
+BOOST_AUTO_TEST_CASE(OnlineZeroOnABackendTheFrontendClosedEndsClosed) {
+  Host h;
+  auto d = h.Spec(1, 0, 1, 64 << 10);
+  auto f = h.AttachConnected(d);
+  // The guest unplugs on its own: the Closing/Closed dance with online = 1.
+  BOOST_TEST_REQUIRE(f->SetState(XenbusState::kClosing).ok());
+  BOOST_TEST_REQUIRE(f->WaitBackendState(XenbusState::kClosing).ok(), h.Log());
+  f->DropTransport();
+  BOOST_TEST_REQUIRE(f->SetState(XenbusState::kClosed).ok());
+  BOOST_TEST_REQUIRE(f->WaitBackendState(XenbusState::kClosed).ok(), h.Log());
+
+  // The toolstack's detach in one transaction: online = 0, state = Closing.
+  BOOST_TEST_REQUIRE(h.toolstack->BeginDetach(d).ok());
+  auto st = WaitForValue(*h.xs, f->BeKey(be::kState), "6");
+  BOOST_TEST_REQUIRE(st.ok(), st.status().ToString() << "\n" << h.Log());
+
+  // And in two steps, Closing first while still online, then online = 0:
+  // Closed again after each.
+  BOOST_TEST_REQUIRE(h.xs->Write(platform::kNoTx, f->BeKey(be::kOnline), "1").ok());
+  BOOST_TEST_REQUIRE(h.xs->Write(platform::kNoTx, f->BeKey(be::kState), "5").ok());
+  st = WaitForValue(*h.xs, f->BeKey(be::kState), "6");
+  BOOST_TEST_REQUIRE(st.ok(), st.status().ToString() << "\n" << h.Log());
+  BOOST_TEST_REQUIRE(h.xs->Write(platform::kNoTx, f->BeKey(be::kOnline), "0").ok());
+  uint64_t vault_request = 0;
+  SyncWithDaemon(h, &vault_request);
+  BOOST_TEST(h.Read(f->BeKey(be::kState)) == "6");
+  BOOST_TEST(Count(h.Log(), "written again") == 2u, h.Log());
+
+  BOOST_TEST_REQUIRE(h.toolstack->Remove(d).ok());
+  BOOST_TEST(!h.xs->Directory(platform::kNoTx, schema::BackendDir(0, 1, 0)).ok());
+}
+
 BOOST_AUTO_TEST_CASE(RemovingAConnectedDeviceFreesIt) {
   Host h;
   auto good = h.AttachConnected(h.Spec(2, 0, 2, 64 << 10));

@@ -199,6 +199,30 @@ Status XenbusBackend::SwitchState(State s) {
   return w;
 }
 
+Status XenbusBackend::EnsureState(State s) {
+  const std::string want(schema::XenbusStateValue(s));
+  const bool already = state_ == s;
+  std::optional<std::string> overwritten;  // the node's value, when we wrote
+  Status w = platform::RunTransaction(env_.xs, [&](platform::TxId tx) -> Status {
+    overwritten.reset();
+    auto present = env_.xs.Read(tx, Key(be::kFrontend));
+    if (!present.ok()) return present.status();
+    auto cur = env_.xs.Read(tx, Key(be::kState));
+    if (cur.ok() && *cur == want) return Status::Ok();
+    if (!cur.ok() && cur.status().code() != Code::kNotFound) return cur.status();
+    overwritten = cur.ok() ? *cur : std::string("<absent>");
+    return env_.xs.Write(tx, Key(be::kState), want);
+  });
+  state_ = s;
+  if (!w.ok()) {
+    log_.Error("cannot write state {}: {}", schema::XenbusStateName(s), w.ToString());
+  } else if (overwritten && already) {
+    log_.Info("{}: the state node said '{}' (not ours): written again", schema::XenbusStateName(s),
+              Printable(*overwritten));
+  }
+  return w;
+}
+
 void XenbusBackend::Fatal(const Status& why) {
   Disconnect();
   log_.Error("fatal device error: {}", why.ToString());
@@ -243,14 +267,18 @@ void XenbusBackend::Refresh() {
   if (!online) {
     // Toolstack detach (online = 0, usually with state = Closing written by
     // the tool): release the ring and report Closed so it can remove the
-    // directories. The region stays until the directory goes.
+    // directories. The region stays until the directory goes. The tool may
+    // write Closing over a backend that is already Closed (or set online = 0
+    // on one), and then waits for Closed: compare with the node, not with
+    // our own idea of the state, and write Closed again when it differs.
+    // Idempotent: once the node says Closed, nothing is written.
     Disconnect();
     if (state_ != State::kClosed) {
       // Connected goes through Closing (the tool usually wrote it already).
       if (state_ == State::kConnected) (void)SwitchState(State::kClosing);
-      (void)SwitchState(State::kClosed);
       log_.Info("Closed (online = 0)");
     }
+    (void)EnsureState(State::kClosed);
     return;
   }
   if (state_ == State::kInitialising) {
@@ -338,9 +366,10 @@ void XenbusBackend::FrontendChanged(State fe) {
       // destroyed guest): release its resources and report Closed.
       Disconnect();
       if (state_ != State::kClosed) {
-        (void)SwitchState(State::kClosed);
         log_.Info("Closed (frontend {})", schema::XenbusStateName(fe));
       }
+      // Against the node: the toolstack may have written Closing over it.
+      (void)EnsureState(State::kClosed);
       break;
 
     default:

@@ -57,6 +57,11 @@ struct DeviceEnv {
 //      +-----------  Closed   <-- online = 0 from any state (Disconnect())
 //   frontend Initialising, online = 1: Setup() again, same region
 //
+// Closed is checked against the state node, not only our own state: with
+// online = 0 (or a frontend Closed or gone) a Closing the toolstack wrote
+// over our Closed is answered with Closed again, so a detach never waits
+// for a transition that already happened.
+//
 // Any failure while setting up or connecting is a fatal device error: the
 // message goes to the backend's `error` node and the device goes Closing
 // (stays Closed when it was Closed); the daemon keeps serving every other
@@ -112,7 +117,11 @@ class XenbusBackend {
   // Maps the ring, binds the event channel, starts the worker; Connected.
   Status ConnectRing(const FrontendTransport& t);
   void Disconnect();
+  // Writes `s` unless it is our state already (watches fire on change only).
   Status SwitchState(State s);
+  // Makes the published state node `s`, comparing with the node itself (the
+  // toolstack writes it too): writes only when it differs. Idempotent.
+  Status EnsureState(State s);
   // Writes `kv` in one transaction, only while the toolstack's directory
   // still exists (so a late write never re-creates a removed device).
   Status WriteKeys(const std::vector<std::pair<std::string, std::string>>& kv);

@@ -95,9 +95,8 @@ class Device::Impl {
 
   std::span<std::byte> Region() {
     std::lock_guard lock(mu_);
-    if (conn_ != nullptr) return conn_->region.bytes;
-    if (!retired_.empty() && state_ == DeviceState::kReconnecting) return retired_.back().bytes;
-    return {};
+    if (conn_ == nullptr && state_ != DeviceState::kReconnecting) return {};
+    return MappedBytes();
   }
   uint64_t Generation() const { return generation_.load(std::memory_order_acquire); }
   uint64_t Size() const { return size_.load(std::memory_order_acquire); }
@@ -128,7 +127,8 @@ class Device::Impl {
     VNVRAM_RETURN_IF_ERROR(Usable());
     VNVRAM_RETURN_IF_ERROR(CheckRange(off, src.size()));
     if (src.empty()) return Status::Ok();
-    std::span<std::byte> region = conn_ != nullptr ? conn_->region.bytes : retired_.back().bytes;
+    const std::span<std::byte> region = MappedBytes();
+    if (region.size() < Size()) return Status::Unavailable("the region is not mapped");
     std::memcpy(region.data() + off, src.data(), src.size());
     vnvramif_request r{};
     r.operation = VNVRAMIF_OP_PERSIST;
@@ -266,6 +266,14 @@ class Device::Impl {
   };
 
   Deadline NewDeadline() const { return Deadline(SystemClock::Instance(), options_.timeout); }
+
+  // Where loads and stores go: the live connection's mapping or, while
+  // reconnecting, the last retired one (still mapped); empty when neither.
+  std::span<std::byte> MappedBytes() const {
+    if (const Connection* c = conn_.get(); c != nullptr) return c->region.bytes;
+    if (!retired_.empty()) return retired_.back().bytes;
+    return {};
+  }
 
   Result<std::unique_ptr<platform::SharedPages>> sharer_share(size_t pages, bool writable) {
     return copy_sharer_->Share(xb_->backend(), pages, writable);

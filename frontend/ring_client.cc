@@ -129,6 +129,17 @@ Status RingClient::Consume(std::vector<Completion>* out) {
         return Fail(Status::Corruption("backend answered id " + std::to_string(rsp.id) +
                                        " with unknown status " + std::to_string(rsp.status)));
       }
+      // Each response carries the highest sequence durable when it was
+      // sent, and responses are sent in ring order: on one ring it never
+      // goes backwards. A backend whose durable point moves back is lying
+      // about what is durable.
+      if (rsp.durable_seq < durable_seq_) {
+        return Fail(Status::Corruption("backend answered id " + std::to_string(rsp.id) +
+                                       " with durable sequence " + std::to_string(rsp.durable_seq) +
+                                       ", below the " + std::to_string(durable_seq_) +
+                                       " it reported earlier on this ring (sequence went back)"));
+      }
+      durable_seq_ = rsp.durable_seq;
       slot.busy = false;
       free_slots_.push_back(static_cast<uint32_t>(slot_index));
       --in_flight_;

@@ -4,8 +4,11 @@
 // kicks, and consumes responses as the hardened blkfront does: the backend
 // is not trusted. Any response the client did not ask for (rsp_prod past
 // what was pushed, unknown or duplicate id, wrong operation for the id,
-// unknown status) puts the client in a sticky error state (kCorruption);
-// the owner then tears the connection down. Never a crash.
+// unknown status) or one whose durable sequence is below an earlier
+// response's on this ring puts the client in a sticky error state
+// (kCorruption); the owner then tears the connection down. Never a crash.
+// One RingClient serves one connection: a backend that restarts (and may
+// restart its sequence) gets a new one.
 // Thread-safety: not thread-safe; one thread (or the caller's lock) at a time.
 #pragma once
 
@@ -72,6 +75,8 @@ class RingClient {
   // arrives; other completions are kept for the next Poll().
   Result<Completion> Call(const vnvramif_request& req, const WaitFn& wait_fn);
 
+  // The highest durable sequence a response on this ring carried.
+  uint64_t durable_seq() const { return durable_seq_; }
   bool in_error() const { return !error_.ok(); }
   const Status& error() const { return error_; }
   size_t in_flight() const { return in_flight_; }
@@ -102,6 +107,7 @@ class RingClient {
   size_t in_flight_ = 0;
   uint64_t next_seq_ = 1;
   std::vector<Completion> set_aside_;
+  uint64_t durable_seq_ = 0;  // never decreases (checked per response)
   Status error_;
 };
 

@@ -235,6 +235,30 @@ BOOST_AUTO_TEST_CASE(ResponseWithAnUnknownStatusPutsTheClientInError) {
   ExpectCorrupt(*f.client);
 }
 
+BOOST_AUTO_TEST_CASE(DurableSequenceGoingBackwardsPutsTheClientInError) {
+  Fixture f;
+  const uint64_t a = f.Submit();
+  const uint64_t b = f.Submit();
+  const uint64_t c = f.Submit();
+  BOOST_TEST(f.client->Kick().ok());
+  f.Take();
+  f.Take();
+  f.Take();
+  // Equal is fine (nothing new became durable); in a later poll too.
+  f.Answer(a, VNVRAMIF_OP_PERSIST, VNVRAMIF_RSP_OKAY, 7);
+  f.Answer(b, VNVRAMIF_OP_PERSIST, VNVRAMIF_RSP_OKAY, 7);
+  f.Push();
+  auto polled = f.client->Poll();
+  BOOST_TEST_REQUIRE(polled.ok(), polled.status().ToString());
+  BOOST_TEST(polled->size() == 2u);
+  BOOST_TEST(f.client->durable_seq() == 7u);
+  f.Answer(c, VNVRAMIF_OP_PERSIST, VNVRAMIF_RSP_OKAY, 6);
+  f.Push();
+  ExpectCorrupt(*f.client);
+  BOOST_TEST(f.client->error().message().find("went back") != std::string::npos,
+             f.client->error().ToString());
+}
+
 BOOST_AUTO_TEST_CASE(RspProdFarBeyondTheRingPutsTheClientInError) {
   Fixture f;
   f.Submit();
@@ -319,6 +343,7 @@ BOOST_AUTO_TEST_CASE(ManyRoundsReuseEverySlotOfTheRing) {
   Fixture f;
   for (int round = 0; round < 100; ++round) {
     std::vector<uint64_t> ids;
+    ids.reserve(20);
     for (int i = 0; i < 20; ++i) ids.push_back(f.Submit());
     BOOST_TEST_REQUIRE(f.client->Kick().ok());
     for (int i = 0; i < 20; ++i) {

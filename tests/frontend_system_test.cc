@@ -25,7 +25,6 @@
 namespace vnvram {
 namespace {
 
-using testing::Bin;
 using testing::Host;
 using testing::kVolume;
 using testing::kWait;

@@ -128,6 +128,7 @@ BOOST_AUTO_TEST_CASE(ManyThreadsShareOneDevice) {
   h.Attach(0, "1M");
   auto d = OpenDev(h);
   std::vector<std::thread> threads;
+  threads.reserve(4);
   std::atomic<int> failures{0};
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
@@ -285,13 +286,16 @@ struct FakeBackend {
     }
   }
 
-  void Respond(uint64_t id, uint8_t op, int16_t status, uint64_t value) {
+  // The durable sequence an honest answer carries.
+  static constexpr uint64_t kSeq = 5;
+
+  void Respond(uint64_t id, uint8_t op, int16_t status, uint64_t value, uint64_t seq = kSeq) {
     vnvramif_response* rsp = RING_GET_RESPONSE(&back, back.rsp_prod_pvt);
     std::memset(rsp, 0, sizeof(*rsp));
     rsp->id = id;
     rsp->operation = op;
     rsp->status = status;
-    rsp->durable_seq = 1;
+    rsp->durable_seq = seq;
     rsp->value = value;
     ++back.rsp_prod_pvt;
     RING_PUSH_RESPONSES(&back);
@@ -311,7 +315,14 @@ struct FakeBackend {
 };
 
 // How the fake backend lies about the PERSIST it was sent.
-enum class Lie { kUnknownId, kWrongOperation, kUnknownStatus, kProducerFarAhead, kReadLength };
+enum class Lie {
+  kUnknownId,
+  kWrongOperation,
+  kUnknownStatus,
+  kProducerFarAhead,
+  kReadLength,
+  kDurableSeqBackwards,
+};
 
 // Opens device 5 against a FakeBackend, lets it lie once, and checks the
 // device went to its error state (with the error node written) instead of
@@ -355,6 +366,10 @@ void CheckLie(Lie lie, std::string_view expect_in_error) {
     case Lie::kReadLength:
       fake.Respond(req.id, req.operation, VNVRAMIF_RSP_OKAY, req.length + 1);
       break;
+    case Lie::kDurableSeqBackwards:
+      // The probe's answer said kSeq was durable; this PERSIST's says less.
+      fake.Respond(req.id, req.operation, VNVRAMIF_RSP_OKAY, 0, FakeBackend::kSeq - 1);
+      break;
   }
   Status s = calling.get();
   BOOST_TEST((s.code() == Code::kCorruption), s.ToString());
@@ -397,6 +412,10 @@ BOOST_AUTO_TEST_CASE(ABackendPushingMoreResponsesThanRequestsPutsTheDeviceInErro
 
 BOOST_AUTO_TEST_CASE(ABackendMisreportingACopyLengthFailsThatRead) {
   CheckLie(Lie::kReadLength, "bytes moved");
+}
+
+BOOST_AUTO_TEST_CASE(ABackendWhoseDurableSequenceGoesBackwardsPutsTheDeviceInError) {
+  CheckLie(Lie::kDurableSeqBackwards, "sequence went back");
 }
 
 }  // namespace

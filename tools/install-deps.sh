@@ -12,6 +12,7 @@ PACKAGES="
   libboost-test-dev
   libspdlog-dev libfmt-dev
   nlohmann-json3-dev libcli11-dev
+  spin
 "
 
 missing() {

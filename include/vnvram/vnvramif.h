@@ -146,7 +146,9 @@ struct vnvramif_response {
   uint8_t _pad0;
   int16_t status;      /* VNVRAMIF_RSP_* */
   uint32_t _pad1;
-  uint64_t durable_seq; /* highest sequence durable when this was sent */
+  uint64_t durable_seq; /* highest sequence durable when this was sent;
+                         * never decreases from one response to the next
+                         * on a ring (a frontend treats that as a lie) */
   uint64_t value;       /* GET_INFO: region bytes; READ/WRITE: bytes moved */
 };
 

@@ -23,7 +23,6 @@
 
 namespace {
 
-using vnvram::Result;
 using vnvram::Status;
 
 int UsageError(const std::string& msg) {
