@@ -61,7 +61,7 @@ __attribute__((target("sse4.2"))) uint32_t ExtendHardware(uint32_t c, const std:
   return c32;
 }
 
-bool DetectHardware() {
+bool DetectHardware() noexcept {
   __builtin_cpu_init();
   return __builtin_cpu_supports("sse4.2");
 }
@@ -69,7 +69,7 @@ bool DetectHardware() {
 uint32_t ExtendHardware(uint32_t c, const std::byte* p, size_t n) {
   return ExtendRaw(c, p, n);
 }
-bool DetectHardware() {
+bool DetectHardware() noexcept {
   return false;
 }
 #endif

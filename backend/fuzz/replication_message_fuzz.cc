@@ -44,8 +44,9 @@ void RoundTrip(std::span<const std::byte> frame, const Limits& limits) {
   }
   auto bytes = Encode(*m, limits);
   Check(bytes.ok(), "a decoded message does not encode");
-  Check(bytes->size() == frame.size() && std::memcmp(bytes->data(), frame.data(), frame.size()) == 0,
-        "re-encoding differs from the frame");
+  Check(
+      bytes->size() == frame.size() && std::memcmp(bytes->data(), frame.data(), frame.size()) == 0,
+      "re-encoding differs from the frame");
   auto again = Decode(*bytes, limits);
   Check(again.ok(), "a re-encoded message does not decode");
   Check(*again == *m, "decode(encode(m)) != m");

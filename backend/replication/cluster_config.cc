@@ -113,7 +113,8 @@ class Fields {
   }
   Status Finish() const {
     for (auto it = obj_.begin(); it != obj_.end(); ++it) {
-      if (!seen_.count(it.key())) return Status::InvalidArgument(path_ + ": unknown key " + Quote(it.key()));
+      if (!seen_.count(it.key()))
+        return Status::InvalidArgument(path_ + ": unknown key " + Quote(it.key()));
     }
     return {};
   }
@@ -257,8 +258,8 @@ class Parser {
         return Bad(path + ".id", *id, "not 1..64 of [A-Za-z0-9._-] starting alphanumeric");
       }
       if (auto [it, fresh] = ids.emplace(e.id, i); !fresh) {
-        return Bad(path + ".id", *id, "duplicate host id (also hosts[" +
-                                          std::to_string(it->second) + "])");
+        return Bad(path + ".id", *id,
+                   "duplicate host id (also hosts[" + std::to_string(it->second) + "])");
       }
       const Json* ep = f.Get("endpoint");
       if (ep == nullptr) return Error(path + ": missing key 'endpoint'");
@@ -267,8 +268,8 @@ class Parser {
         return Bad(path + ".endpoint", *ep, s.message());
       }
       if (auto [it, fresh] = endpoints.emplace(e.endpoint, i); !fresh) {
-        return Bad(path + ".endpoint", *ep, "duplicate endpoint (also hosts[" +
-                                                std::to_string(it->second) + "])");
+        return Bad(path + ".endpoint", *ep,
+                   "duplicate endpoint (also hosts[" + std::to_string(it->second) + "])");
       }
       if (const Json* k = f.Get("public-key")) {
         VNVRAM_ASSIGN_OR_RETURN(std::string key, String(path + ".public-key", *k));
@@ -276,8 +277,8 @@ class Parser {
           return Bad(path + ".public-key", *k, s.message());
         }
         if (auto [it, fresh] = keys.emplace(key, i); !fresh) {
-          return Bad(path + ".public-key", *k, "duplicate public key (also hosts[" +
-                                                   std::to_string(it->second) + "])");
+          return Bad(path + ".public-key", *k,
+                     "duplicate public key (also hosts[" + std::to_string(it->second) + "])");
         }
         e.public_key = std::move(key);
       }
@@ -309,8 +310,8 @@ class Parser {
       if (u->IsNil()) return Bad(path + ".uuid", *uuid, "the nil UUID is not a volume");
       e.uuid = *u;
       if (auto [it, fresh] = uuids.emplace(e.uuid.ToString(), i); !fresh) {
-        return Bad(path + ".uuid", *uuid, "duplicate volume UUID (also volumes[" +
-                                              std::to_string(it->second) + "])");
+        return Bad(path + ".uuid", *uuid,
+                   "duplicate volume UUID (also volumes[" + std::to_string(it->second) + "])");
       }
 
       const Json* name = f.Get("name");
@@ -320,8 +321,8 @@ class Parser {
         return Bad(path + ".name", *name, "not 1..64 of [A-Za-z0-9._-] starting alphanumeric");
       }
       if (auto [it, fresh] = names.emplace(e.name, i); !fresh) {
-        return Bad(path + ".name", *name, "duplicate volume name (also volumes[" +
-                                              std::to_string(it->second) + "])");
+        return Bad(path + ".name", *name,
+                   "duplicate volume name (also volumes[" + std::to_string(it->second) + "])");
       }
 
       const Json* size = f.Get("size");
@@ -452,8 +453,8 @@ Result<ClusterConfig> LoadClusterConfig(const std::string& path) {
   while (in.read(buf, sizeof buf) || in.gcount() > 0) {
     text.append(buf, static_cast<size_t>(in.gcount()));
     if (text.size() > kMaxClusterFileSize) {
-      return Status::InvalidArgument(path + ": larger than " +
-                                     std::to_string(kMaxClusterFileSize) + " bytes");
+      return Status::InvalidArgument(path + ": larger than " + std::to_string(kMaxClusterFileSize) +
+                                     " bytes");
     }
   }
   if (in.bad()) return Status::IoError("read cluster file " + path);

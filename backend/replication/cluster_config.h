@@ -23,8 +23,8 @@ enum class Policy : uint8_t {
 std::string_view PolicyName(Policy p);
 
 struct HostEntry {
-  std::string id;        // host id (see host_id.h)
-  std::string endpoint;  // tcp://host:port the host binds and peers connect to
+  std::string id;                         // host id (see host_id.h)
+  std::string endpoint;                   // tcp://host:port the host binds and peers connect to
   std::optional<std::string> public_key;  // CurveZMQ public key, Z85, 40 chars
 };
 

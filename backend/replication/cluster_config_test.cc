@@ -83,8 +83,8 @@ BOOST_AUTO_TEST_CASE(ValidFileParsesEveryField) {
 
 BOOST_AUTO_TEST_CASE(KeysAreOptionalForAllHosts) {
   std::string t = Good();
-  for (const char* k : {", \"public-key\": \"KEYA\"", ", \"public-key\": \"KEYB\"",
-                        ", \"public-key\": \"KEYC\""}) {
+  for (const char* k :
+       {", \"public-key\": \"KEYA\"", ", \"public-key\": \"KEYB\"", ", \"public-key\": \"KEYC\""}) {
     t = Replace(t, k, "");
   }
   auto c = ParseClusterConfig(t);
@@ -102,9 +102,9 @@ BOOST_AUTO_TEST_CASE(SyntaxErrorsAndDuplicateKeysAreRejected) {
   ExpectError("[]", "top level must be an object");
   ExpectError(Replace(GoodWithKeys(), "\"version\": 1,", "\"version\": 1, \"version\": 1,"),
               "key 'version' given twice");
-  ExpectError(Replace(GoodWithKeys(), "\"name\": \"scratch\",",
-                      "\"name\": \"scratch\", \"name\": \"x\","),
-              "key 'name' given twice");
+  ExpectError(
+      Replace(GoodWithKeys(), "\"name\": \"scratch\",", "\"name\": \"scratch\", \"name\": \"x\","),
+      "key 'name' given twice");
 }
 
 BOOST_AUTO_TEST_CASE(VersionAndUnknownKeysAreChecked) {
@@ -197,9 +197,9 @@ BOOST_AUTO_TEST_CASE(BadVolumesAreRejected) {
 BOOST_AUTO_TEST_CASE(BadSettingsAreRejected) {
   ExpectError(Replace(GoodWithKeys(), "\"peer-expiry-ms\": 500", "\"peer-expiry-ms\": 100"),
               "settings.peer-expiry-ms 100: must be at least 3 heartbeat intervals");
-  ExpectError(Replace(GoodWithKeys(), "\"heartbeat-interval-ms\": 50",
-                      "\"heartbeat-interval-ms\": 5"),
-              "settings.heartbeat-interval-ms '5': not an integer in 10..60000");
+  ExpectError(
+      Replace(GoodWithKeys(), "\"heartbeat-interval-ms\": 50", "\"heartbeat-interval-ms\": 5"),
+      "settings.heartbeat-interval-ms '5': not an integer in 10..60000");
   ExpectError(Replace(GoodWithKeys(), "\"64K\"", "\"48K\""),
               "settings.resync-chunk-size '48K': not a power of two");
   ExpectError(Replace(GoodWithKeys(), "\"64K\"", "\"64K\", \"max-data\": \"16K\""),

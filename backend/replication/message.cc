@@ -15,10 +15,10 @@ namespace {
 using wire::MessageType;
 
 constexpr std::string_view kTypeNames[] = {
-    "UNKNOWN",        "HELLO",         "HELLO_ACK",      "REPLICATE",    "ACK",
-    "GAP",            "HEARTBEAT",     "EPOCH_PROPOSE",  "EPOCH_ACCEPT", "EPOCH_REJECT",
-    "RESYNC_REQUEST", "RESYNC_CHUNK",  "RESYNC_DONE",    "INSPECT",      "INSPECT_REPLY",
-    "INVALID"};
+    "UNKNOWN",      "HELLO",        "HELLO_ACK",      "REPLICATE",
+    "ACK",          "GAP",          "HEARTBEAT",      "EPOCH_PROPOSE",
+    "EPOCH_ACCEPT", "EPOCH_REJECT", "RESYNC_REQUEST", "RESYNC_CHUNK",
+    "RESYNC_DONE",  "INSPECT",      "INSPECT_REPLY",  "INVALID"};
 static_assert(std::size(kTypeNames) == wire::kLastType + 1);
 
 std::string Name(MessageType t) {
@@ -82,7 +82,8 @@ bool RangeWraps(uint64_t offset, uint64_t length) {
 
 Status CheckHostId(MessageType t, std::string_view field, std::string_view id) {
   if (!IsValidHostId(id)) {
-    return Malformed(t, std::string(field) + " is not 1..64 of [A-Za-z0-9._-] starting alphanumeric");
+    return Malformed(t,
+                     std::string(field) + " is not 1..64 of [A-Za-z0-9._-] starting alphanumeric");
   }
   return {};
 }
@@ -166,9 +167,9 @@ Status Check(const EpochReject& m, const Limits&) {
 Status CheckChunkSize(MessageType t, uint32_t chunk_size, const Limits& limits) {
   if (!IsPowerOfTwo(chunk_size) || chunk_size < wire::kMinResyncChunk ||
       chunk_size > limits.max_data) {
-    return Malformed(t, "chunk_size " + std::to_string(chunk_size) +
-                            " is not a power of two in " + std::to_string(wire::kMinResyncChunk) +
-                            ".." + std::to_string(limits.max_data));
+    return Malformed(t, "chunk_size " + std::to_string(chunk_size) + " is not a power of two in " +
+                            std::to_string(wire::kMinResyncChunk) + ".." +
+                            std::to_string(limits.max_data));
   }
   return {};
 }
@@ -345,7 +346,8 @@ void Body(Writer& w, const Invalid& m) {
 }
 
 uint16_t FlagsOf(const Message& m) {
-  if (const auto* r = std::get_if<Replicate>(&m)) return r->ack_requested ? wire::kFlagAckRequested : 0;
+  if (const auto* r = std::get_if<Replicate>(&m))
+    return r->ack_requested ? wire::kFlagAckRequested : 0;
   if (const auto* c = std::get_if<ResyncChunk>(&m)) return c->last ? wire::kFlagLastChunk : 0;
   return 0;
 }
@@ -371,13 +373,15 @@ class Reader {
   std::string HostId() {
     const uint8_t n = LE<uint8_t>();
     std::span<const std::byte> b;
-    if (n > wire::kHostIdMax || !r_.GetBytes(n, &b)) return Fail("host id length " + std::to_string(n));
+    if (n > wire::kHostIdMax || !r_.GetBytes(n, &b))
+      return Fail("host id length " + std::to_string(n));
     return std::string(reinterpret_cast<const char*>(b.data()), b.size());
   }
   std::string Text() {
     const uint16_t n = LE<uint16_t>();
     std::span<const std::byte> b;
-    if (n > wire::kReasonMax || !r_.GetBytes(n, &b)) return Fail("text length " + std::to_string(n));
+    if (n > wire::kReasonMax || !r_.GetBytes(n, &b))
+      return Fail("text length " + std::to_string(n));
     return std::string(reinterpret_cast<const char*>(b.data()), b.size());
   }
   // Reads `n` data bytes (already read as a length field): the length is
@@ -572,10 +576,9 @@ Message ParseBody(MessageType t, uint16_t flags, Reader& r, const Limits& limits
 
 Status CheckLimits(const Limits& limits) {
   if (limits.max_data < wire::kMinResyncChunk || limits.max_data > wire::kMaxData) {
-    return Status::InvalidArgument("replication limits: max_data " +
-                                   std::to_string(limits.max_data) + " outside " +
-                                   std::to_string(wire::kMinResyncChunk) + ".." +
-                                   std::to_string(wire::kMaxData));
+    return Status::InvalidArgument(
+        "replication limits: max_data " + std::to_string(limits.max_data) + " outside " +
+        std::to_string(wire::kMinResyncChunk) + ".." + std::to_string(wire::kMaxData));
   }
   return {};
 }

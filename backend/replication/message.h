@@ -23,8 +23,8 @@ namespace vnvram::replication {
 using Bytes = std::vector<std::byte>;
 
 struct Hello {
-  std::string host_id;       // 1..64 of [A-Za-z0-9._-]
-  uint64_t incarnation = 0;  // random per process start; tells restarts apart
+  std::string host_id;                 // 1..64 of [A-Za-z0-9._-]
+  uint64_t incarnation = 0;            // random per process start; tells restarts apart
   uint32_t max_data = wire::kMaxData;  // the largest data this host accepts
   bool operator==(const Hello&) const = default;
 };

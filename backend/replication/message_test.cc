@@ -35,8 +35,7 @@ std::vector<std::pair<std::string, Message>> Samples() {
   std::vector<std::pair<std::string, Message>> v;
   v.emplace_back("hello", Hello{"host-a", 0x1122334455667788ull, 65536});
   v.emplace_back("hello_ack", HelloAck{"b.example_2", 42, wire::kMaxData});
-  v.emplace_back("replicate",
-                 Replicate{Vol(), 3, 1001, 8192, true, Pattern(4096)});
+  v.emplace_back("replicate", Replicate{Vol(), 3, 1001, 8192, true, Pattern(4096)});
   v.emplace_back("ack", Ack{Vol(), 3, 1001, AckStatus::kOk});
   v.emplace_back("gap", Gap{Vol(), 3, 990, 1001});
   v.emplace_back("heartbeat", Heartbeat{7, 123456});
@@ -67,8 +66,7 @@ void ExpectRejected(const Bytes& frame, Code code, std::string_view words,
                     const Limits& limits = {}) {
   auto m = Decode(frame, limits);
   BOOST_TEST_REQUIRE(!m.ok());
-  BOOST_TEST(static_cast<int>(m.status().code()) == static_cast<int>(code),
-             m.status().ToString());
+  BOOST_TEST(static_cast<int>(m.status().code()) == static_cast<int>(code), m.status().ToString());
   BOOST_TEST(m.status().message().find(words) != std::string::npos, m.status().ToString());
   BOOST_TEST(m.status().message().find('\n') == std::string::npos);
 }

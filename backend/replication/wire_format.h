@@ -116,11 +116,11 @@ static_assert(kInvalidFixed + kReasonMax <= kMaxFixedBody + kMaxData);
 
 // ACK status.
 enum class AckStatus : uint32_t {
-  kOk = 0,           // applied through acked_sequence
-  kStaleEpoch = 1,   // sender's epoch is older than ours (fenced); epoch = ours
-  kOutOfRange = 2,   // the range is outside the volume
+  kOk = 0,          // applied through acked_sequence
+  kStaleEpoch = 1,  // sender's epoch is older than ours (fenced); epoch = ours
+  kOutOfRange = 2,  // the range is outside the volume
   kUnknownVolume = 3,
-  kNotReplica = 4,   // this host is not in the volume's replica set
+  kNotReplica = 4,  // this host is not in the volume's replica set
   kIoError = 5,
 };
 inline constexpr uint32_t kLastAckStatus = 5;
@@ -136,10 +136,10 @@ inline constexpr uint32_t kLastRejectReason = 3;
 
 // INVALID reason.
 enum class InvalidReason : uint32_t {
-  kMalformed = 1,      // did not decode
-  kBadVersion = 2,     // version byte not kVersion
-  kNoSession = 3,      // a message before HELLO, or from an expired session
-  kUnknownPeer = 4,    // HELLO from a host id not in the cluster file
+  kMalformed = 1,    // did not decode
+  kBadVersion = 2,   // version byte not kVersion
+  kNoSession = 3,    // a message before HELLO, or from an expired session
+  kUnknownPeer = 4,  // HELLO from a host id not in the cluster file
   kOversize = 5,
   kBadChecksum = 6,
 };

@@ -56,8 +56,8 @@
  * whose producer index runs more than the ring size ahead is fenced.
  */
 
-#ifndef __VNVRAM_VNVRAMIF_H__
-#define __VNVRAM_VNVRAMIF_H__
+#ifndef VNVRAM_VNVRAMIF_H
+#define VNVRAM_VNVRAMIF_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -68,7 +68,7 @@
  * xen_mb() and friends to a kernel mb() that userspace lacks; 0x00030208 is
  * the first version whose ring.h uses the barriers defined below. */
 #if !defined(__XEN_INTERFACE_VERSION__) && !defined(__XEN__) && !defined(__XEN_TOOLS__)
-#define __XEN_INTERFACE_VERSION__ 0x00030208
+#define __XEN_INTERFACE_VERSION__ 0x00030208 /* NOLINT(bugprone-reserved-identifier): Xen names it */
 #endif
 #include <xen/grant_table.h>
 
@@ -168,4 +168,4 @@ _Static_assert(sizeof(struct vnvramif_request) == 64, "request layout");
 _Static_assert(sizeof(struct vnvramif_response) == 32, "response layout");
 #endif
 
-#endif /* __VNVRAM_VNVRAMIF_H__ */
+#endif /* VNVRAM_VNVRAMIF_H */
