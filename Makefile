@@ -5,6 +5,7 @@
 #   make deps       install the Debian packages the project needs
 #   make install    install into $(DESTDIR)$(PREFIX)
 #   make format     clang-format the tree;  make lint: clang-format + clang-tidy checks
+#   make lab        the Xen lab: real Xen under qemu (docs/lab.md)
 #   make clean      remove build/
 
 BUILD     ?= build
@@ -54,3 +55,9 @@ clean:
 demo: configure
 	cmake --build $(BUILD) -j$(JOBS) --target vnvram-xenstored vnvramd nvram-tool vnvram-guest-demo
 	tools/demo.sh $(BUILD)/bin
+
+# The Xen lab: boots real Xen + a PV dom0 under qemu (TCG) and runs the
+# product's scenarios there (tests/lab/, docs/lab.md). Exit 77: cannot run here.
+.PHONY: lab
+lab: build
+	tests/lab/run-lab.sh --build-dir $(BUILD)

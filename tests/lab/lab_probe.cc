@@ -53,7 +53,7 @@ void Line(const std::string& s) {
   std::fflush(stdout);
 }
 
-int Result_(bool ok, const std::string& why) {
+int Report(bool ok, const std::string& why) {
   Line(std::string("RESULT ") + (ok ? "ok " : "fail ") + why);
   return ok ? 0 : 1;
 }
@@ -110,30 +110,30 @@ Result<Device> Locate(vnvram::platform::Platform& p, XenStore& xs, vnvram::DevId
 
 int HostileRing(vnvram::platform::Platform& p, vnvram::DevId devid, std::chrono::milliseconds t) {
   auto xs = p.OpenXenStore();
-  if (!xs.ok()) return Result_(false, "xenstore: " + xs.status().ToString());
+  if (!xs.ok()) return Report(false, "xenstore: " + xs.status().ToString());
   auto dev = Locate(p, **xs, devid);
-  if (!dev.ok()) return Result_(false, dev.status().ToString());
+  if (!dev.ok()) return Report(false, dev.status().ToString());
   vnvram::Deadline dl(vnvram::SystemClock::Instance(), t);
   const std::string fkey_state = vnvram::schema::FrontendKey(dev->self, devid, fe::kState);
 
   // Like a frontend: Initialising, then wait for the backend's InitWait.
   if (Status s = (*xs)->Write(kNoTx, fkey_state, StateValue(XenbusState::kInitialising)); !s.ok()) {
-    return Result_(false, "write state: " + s.ToString());
+    return Report(false, "write state: " + s.ToString());
   }
   const std::string initwait = StateValue(XenbusState::kInitWait);
   if (WaitFor(**xs, dev->bdir_state, {initwait}, dl) != initwait) {
-    return Result_(false, "backend never reached InitWait");
+    return Report(false, "backend never reached InitWait");
   }
   Line("backend InitWait");
 
   auto sharer = p.OpenGrantSharer();
-  if (!sharer.ok()) return Result_(false, "grant sharer: " + sharer.status().ToString());
+  if (!sharer.ok()) return Report(false, "grant sharer: " + sharer.status().ToString());
   auto ring = (*sharer)->Share(dev->backend, 1, true);
-  if (!ring.ok()) return Result_(false, "share ring: " + ring.status().ToString());
+  if (!ring.ok()) return Report(false, "share ring: " + ring.status().ToString());
   auto evt = p.OpenEventChannels();
-  if (!evt.ok()) return Result_(false, "event channels: " + evt.status().ToString());
+  if (!evt.ok()) return Report(false, "event channels: " + evt.status().ToString());
   auto port = (*evt)->BindUnbound(dev->backend);
-  if (!port.ok()) return Result_(false, "bind: " + port.status().ToString());
+  if (!port.ok()) return Report(false, "bind: " + port.status().ToString());
   auto* sring = reinterpret_cast<vnvramif_sring*>((*ring)->data().data());
   SHARED_RING_INIT(sring);
 
@@ -148,11 +148,11 @@ int HostileRing(vnvram::platform::Platform& p, vnvram::DevId devid, std::chrono:
     VNVRAM_RETURN_IF_ERROR(put(fe::kProtocol, std::string(fe::kProtocolX86_64Abi)));
     return put(fe::kState, StateValue(XenbusState::kInitialised));
   });
-  if (!s.ok()) return Result_(false, "publish: " + s.ToString());
+  if (!s.ok()) return Report(false, "publish: " + s.ToString());
   const std::string connected = StateValue(XenbusState::kConnected);
   const std::string closing = StateValue(XenbusState::kClosing);
   std::string st = WaitFor(**xs, dev->bdir_state, {connected, closing}, dl);
-  if (st != connected) return Result_(false, "backend did not connect (state '" + st + "')");
+  if (st != connected) return Report(false, "backend did not connect (state '" + st + "')");
   Line("backend Connected on ring-ref " + ref + " port " + std::to_string(*port));
 
   // Garbage: every request slot filled with random-looking bytes, then a
@@ -171,33 +171,34 @@ int HostileRing(vnvram::platform::Platform& p, vnvram::DevId devid, std::chrono:
   std::atomic_thread_fence(std::memory_order_seq_cst);
   sring->req_prod = 0x7ffffff0u;
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (Status n = (*evt)->Notify(*port); !n.ok()) return Result_(false, "notify: " + n.ToString());
+  if (Status n = (*evt)->Notify(*port); !n.ok()) return Report(false, "notify: " + n.ToString());
   Line("wrote garbage requests and req_prod=0x7ffffff0, notified");
 
   st = WaitFor(**xs, dev->bdir_state, {closing}, dl);
-  auto err = (*xs)->Read(kNoTx, vnvram::schema::BackendKey(dev->backend, dev->self, devid, be::kError));
+  auto err =
+      (*xs)->Read(kNoTx, vnvram::schema::BackendKey(dev->backend, dev->self, devid, be::kError));
   const std::string error = err.ok() ? *err : "";
   if (st != closing || error.empty()) {
-    return Result_(false, "backend not fenced: state '" + st + "' error '" + error + "'");
+    return Report(false, "backend not fenced: state '" + st + "' error '" + error + "'");
   }
-  return Result_(true, "fenced: backend state Closing, error '" + error + "'");
+  return Report(true, "fenced: backend state Closing, error '" + error + "'");
 }
 
 int DirRefs(vnvram::platform::Platform& p, vnvram::DevId devid, size_t count) {
   auto xs = p.OpenXenStore();
-  if (!xs.ok()) return Result_(false, "xenstore: " + xs.status().ToString());
+  if (!xs.ok()) return Report(false, "xenstore: " + xs.status().ToString());
   auto dev = Locate(p, **xs, devid);
-  if (!dev.ok()) return Result_(false, dev.status().ToString());
-  auto v = (*xs)->Read(kNoTx, vnvram::schema::BackendKey(dev->backend, dev->self, devid,
-                                                         be::PageDirRef(0)));
-  if (!v.ok()) return Result_(false, "page-dir-ref-0: " + v.status().ToString());
+  if (!dev.ok()) return Report(false, dev.status().ToString());
+  auto v = (*xs)->Read(
+      kNoTx, vnvram::schema::BackendKey(dev->backend, dev->self, devid, be::PageDirRef(0)));
+  if (!v.ok()) return Report(false, "page-dir-ref-0: " + v.status().ToString());
   auto dref = vnvram::ParseU32(*v, "page-dir-ref-0");
-  if (!dref.ok()) return Result_(false, dref.status().ToString());
+  if (!dref.ok()) return Report(false, dref.status().ToString());
   auto mapper = p.OpenGrantMapper();
-  if (!mapper.ok()) return Result_(false, "mapper: " + mapper.status().ToString());
+  if (!mapper.ok()) return Report(false, "mapper: " + mapper.status().ToString());
   const std::array<GrantRef, 1> refs{*dref};
   auto m = (*mapper)->Map(dev->backend, refs, false);
-  if (!m.ok()) return Result_(false, "map own directory: " + m.status().ToString());
+  if (!m.ok()) return Report(false, "map own directory: " + m.status().ToString());
   std::string out = "refs " + std::to_string(*dref);
   const std::span<std::byte> page = (*m)->data();
   for (size_t i = 0; i < count && (i + 1) * 4 <= page.size(); ++i) {
@@ -206,29 +207,28 @@ int DirRefs(vnvram::platform::Platform& p, vnvram::DevId devid, size_t count) {
     out += " " + std::to_string(r);
   }
   Line(out);
-  return Result_(true, "mapped own page directory from domain " + std::to_string(dev->backend));
+  return Report(true, "mapped own page directory from domain " + std::to_string(dev->backend));
 }
 
 int MapForeign(vnvram::platform::Platform& p, vnvram::DomId granter,
                const std::vector<std::string>& refs) {
   auto mapper = p.OpenGrantMapper();
-  if (!mapper.ok()) return Result_(false, "mapper: " + mapper.status().ToString());
+  if (!mapper.ok()) return Report(false, "mapper: " + mapper.status().ToString());
   size_t refused = 0;
   for (const std::string& text : refs) {
     auto r = vnvram::ParseU32(text, "ref");
-    if (!r.ok()) return Result_(false, r.status().ToString());
+    if (!r.ok()) return Report(false, r.status().ToString());
     const std::array<GrantRef, 1> one{*r};
     for (bool writable : {false, true}) {
       auto m = (*mapper)->Map(granter, one, writable);
-      const std::string what =
-          "ref " + text + (writable ? " writable" : " read-only") + " of domain " +
-          std::to_string(granter);
-      if (m.ok()) return Result_(false, "mapped " + what + ": isolation broken");
+      const std::string what = "ref " + text + (writable ? " writable" : " read-only") +
+                               " of domain " + std::to_string(granter);
+      if (m.ok()) return Report(false, "mapped " + what + ": isolation broken");
       Line("refused " + what + ": " + m.status().ToString());
       ++refused;
     }
   }
-  return Result_(refused > 0, std::to_string(refused) + " foreign mappings refused");
+  return Report(refused > 0, std::to_string(refused) + " foreign mappings refused");
 }
 
 int Main(int argc, char** argv) {
@@ -253,21 +253,21 @@ int Main(int argc, char** argv) {
   }
   vnvram::log::Init("vnvram-lab-probe", vnvram::log::Level::kWarn);
   auto p = vnvram::platform::OpenPlatform(platform);
-  if (!p.ok()) return Result_(false, "platform: " + p.status().ToString());
+  if (!p.ok()) return Report(false, "platform: " + p.status().ToString());
   auto dev = vnvram::ParseDevId(devid, "--devid");
-  if (!dev.ok()) return Result_(false, dev.status().ToString());
+  if (!dev.ok()) return Report(false, dev.status().ToString());
   if (hostile->parsed()) {
     auto t = vnvram::ParseU64InRange(timeout_ms, 1, 3'600'000, "--timeout-ms");
-    if (!t.ok()) return Result_(false, t.status().ToString());
+    if (!t.ok()) return Report(false, t.status().ToString());
     return HostileRing(**p, *dev, std::chrono::milliseconds(*t));
   }
   if (dir->parsed()) {
     auto c = vnvram::ParseU64InRange(count, 0, 1024, "--count");
-    if (!c.ok()) return Result_(false, c.status().ToString());
+    if (!c.ok()) return Report(false, c.status().ToString());
     return DirRefs(**p, *dev, *c);
   }
   auto g = vnvram::ParseDomId(granter, "--granter");
-  if (!g.ok()) return Result_(false, g.status().ToString());
+  if (!g.ok()) return Report(false, g.status().ToString());
   return MapForeign(**p, *g, refs);
 }
 

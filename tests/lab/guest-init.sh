@@ -1,0 +1,222 @@
+#!/bin/sh
+# guest-init.sh - PID 1 of the lab's PV guests (busybox initramfs built by
+# run-lab.sh). The role comes from the kernel command line (vnvlab_role=,
+# set by dom0-init.sh in the xl config). Progress goes to the console
+# (hvc0, logged by dom0's xenconsoled); results go to the guest's own
+# xenstore directory, data/lab-*, where dom0 waits for them. dom0 answers
+# through data/lab-* keys too (go signals, the victim's identity).
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+for m in xen-evtchn xen-gntdev xen-gntalloc xenfs; do modprobe "$m" || echo "modprobe $m failed"; done
+mkdir -p /proc/xen
+mount -t xenfs xenfs /proc/xen
+
+ROLE=""
+RECORDS=2000
+MORE=500
+read -r CMDLINE </proc/cmdline
+for kv in $CMDLINE; do
+  case $kv in
+    vnvlab_role=*) ROLE=${kv#*=} ;;
+    vnvlab_records=*) RECORDS=${kv#*=} ;;
+    vnvlab_more=*) MORE=${kv#*=} ;;
+  esac
+done
+STEP=150
+DOMID=$(xenstore-read domid)
+say() { echo "guest dom$DOMID ($ROLE): $*"; }
+put() { xenstore-write "data/lab-$1" "$2" || say "cannot write data/lab-$1"; }
+# now: whole seconds of uptime into NOW, with shell builtins only (no
+# fork, no clock call: `date` has been seen to crash under TCG here).
+now() {
+  read -r NOW _ </proc/uptime
+  NOW=${NOW%.*}
+}
+# wait_key PATH SECONDS [VALUE-PREFIX]: prints the value; 1 on timeout.
+wait_key() {
+  now
+  _end=$((NOW + $2))
+  while :; do
+    if _v=$(xenstore-read "$1" 2>/dev/null); then
+      case $_v in "${3:-}"*) echo "$_v"; return 0 ;; esac
+    fi
+    now
+    [ "$NOW" -lt "$_end" ] || return 1
+    sleep 0.3
+  done
+}
+say "up, uptime $(cut -d' ' -f1 /proc/uptime)"
+
+# run_logged FILE CMD...: runs CMD with a deadline, output to FILE and the console.
+run_logged() {
+  _f=$1
+  shift
+  timeout 120 "$@" >"$_f" 2>&1
+  _rc=$?
+  sed "s/^/  /" "$_f"
+  return $_rc
+}
+# demo_logged FILE ARGS...: vnvram-guest-demo on device 0 through run_logged.
+demo_logged() {
+  _f=$1
+  shift
+  run_logged "$_f" vnvram-guest-demo --platform xen --devid 0 --timeout-ms 60000 "$@"
+}
+
+writer1() {
+  if run_logged /tmp/platform.out xen_platform_test --log_level=test_suite --report_level=short &&
+    grep -q '^PASS: xen_platform_test' /tmp/platform.out; then
+    put platform "PASS"
+  else
+    put platform "FAIL rc=$? $(tail -n 3 /tmp/platform.out | tr '\n' ' ')"
+  fi
+  # Write and persist the records, then hold the device open (connected)
+  # until dom0 has checked the live xenstore.
+  mkfifo /tmp/go
+  vnvram-guest-demo --platform xen --devid 0 --timeout-ms 60000 write --count "$RECORDS" --pause-after "$RECORDS" </tmp/go >/tmp/write.out 2>&1 &
+  pid=$!
+  exec 3>/tmp/go
+  now
+  end=$((NOW + STEP))
+  while ! grep -q '^paused' /tmp/write.out && kill -0 $pid 2>/dev/null && [ "$NOW" -lt $end ]; do
+    sleep 0.3
+    now
+  done
+  put open "$(grep -m1 '^open' /tmp/write.out)"
+  put first "$(grep -m1 '^persisted' /tmp/write.out)"
+  if grep -q '^paused' /tmp/write.out; then
+    put paused "$(grep -m1 '^paused' /tmp/write.out)"
+    wait_key data/lab-go $STEP >/dev/null || say "no go from dom0"
+  fi
+  echo go >&3
+  exec 3>&-
+  wait $pid
+  rc=$?
+  grep -v '^persisted' /tmp/write.out
+  done_line=$(grep '^done' /tmp/write.out)
+  if [ $rc -ne 0 ] || [ -z "$done_line" ]; then
+    put result "FAIL write rc=$rc: $(tail -n 2 /tmp/write.out | tr '\n' ' ')"
+    return
+  fi
+  if demo_logged /tmp/verify.out verify --count "$RECORDS"; then
+    put result "PASS $done_line; $(tail -n 1 /tmp/verify.out)"
+  else
+    put result "FAIL verify: $(tail -n 2 /tmp/verify.out | tr '\n' ' ')"
+  fi
+}
+
+writer2() {
+  if demo_logged /tmp/verify.out verify --count "$RECORDS"; then
+    put verified "PASS $(tail -n 1 /tmp/verify.out) ($(grep -m1 '^open' /tmp/verify.out))"
+  else
+    put verified "FAIL $(tail -n 2 /tmp/verify.out | tr '\n' ' ')"
+  fi
+  # The region's grant refs, for dom0 to hand to the hostile guest.
+  if run_logged /tmp/refs.out vnvram-lab-probe --platform xen dir-refs --devid 0 --count 4; then
+    put refs "$(grep -m1 '^refs' /tmp/refs.out)"
+  fi
+  wait_key data/lab-go $STEP >/dev/null || say "no go from dom0"
+  if ! demo_logged /tmp/write2.out write --from "$RECORDS" --count "$MORE"; then
+    put result "FAIL write after the attack: $(tail -n 2 /tmp/write2.out | tr '\n' ' ')"
+    return
+  fi
+  put first "$(grep -m1 '^persisted' /tmp/write2.out)"
+  if demo_logged /tmp/verify2.out verify --count $((RECORDS + MORE)); then
+    put result "PASS $(grep '^done' /tmp/write2.out); $(tail -n 1 /tmp/verify2.out)"
+  else
+    put result "FAIL verify: $(tail -n 2 /tmp/verify2.out | tr '\n' ' ')"
+  fi
+}
+
+# must_fail WHAT CMD...: an isolation check; counts passes and failures.
+must_fail() {
+  _what=$1
+  shift
+  if _out=$("$@" 2>&1); then
+    say "ISOLATION BROKEN: $_what succeeded: $_out"
+    ISO_BAD="$ISO_BAD $_what;"
+  else
+    say "refused as expected: $_what ($_out)"
+    ISO_OK=$((ISO_OK + 1))
+  fi
+}
+
+hostile() {
+  # The attacks on our own devices first (they need nothing from dom0),
+  # then the isolation probes against the victim dom0 names.
+  # 3a. garbage in our own device's xenstore nodes (device 0).
+  BE=$(xenstore-read device/vnvram/0/backend)
+  wait_key "$BE/state" 60 2 >/dev/null || say "device 0: backend never InitWait"
+  for kv in "ring-page-order=99" "ring-ref=';DROP TABLE" "ring-ref0=-1" "event-channel=-5" \
+    "protocol=evil-abi"; do
+    xenstore-write "device/vnvram/0/${kv%%=*}" "${kv#*=}" || say "could not write ${kv%%=*}"
+  done
+  xenstore-write device/vnvram/0/state 3
+  if wait_key "$BE/state" 60 5 >/dev/null && err=$(xenstore-read "$BE/error") && [ -n "$err" ]; then
+    XS="PASS device 0 fenced on xenstore garbage: '$err'"
+  else
+    XS="FAIL device 0 not fenced (backend state $(xenstore-read "$BE/state" 2>&1))"
+  fi
+  say "$XS"
+  # 3b. garbage on the ring (device 1).
+  if run_logged /tmp/hostile-ring.out vnvram-lab-probe --platform xen hostile-ring --devid 1 --timeout-ms 60000; then
+    RG="PASS device 1 $(tail -n 1 /tmp/hostile-ring.out | sed 's/^RESULT ok //')"
+  else
+    RG="FAIL device 1: $(tail -n 1 /tmp/hostile-ring.out)"
+  fi
+  V=$(wait_key data/lab-victim $STEP) || {
+    put isolation "FAIL no victim from dom0"
+    put result "FAIL no victim from dom0; $XS; $RG"
+    return
+  }
+  REFS=$(wait_key data/lab-victim-refs 30) || REFS=none
+  say "victim dom$V, its region refs: $REFS"
+  ISO_OK=0
+  ISO_BAD=""
+  VF=/local/domain/$V/device/vnvram/0
+  VB=/local/domain/0/backend/vnvram/$V/0
+  must_fail "read $VF/state" xenstore-read "$VF/state"
+  must_fail "read $VF/ring-ref" xenstore-read "$VF/ring-ref"
+  must_fail "list $VF" xenstore-ls "$VF"
+  must_fail "read $VB/page-dir-ref-0" xenstore-read "$VB/page-dir-ref-0"
+  must_fail "read $VB/state" xenstore-read "$VB/state"
+  must_fail "write $VF/state" xenstore-write "$VF/state" 6
+  must_fail "write $VF/ring-ref" xenstore-write "$VF/ring-ref" 1
+  must_fail "write $VB/online" xenstore-write "$VB/online" 0
+  must_fail "remove $VF" xenstore-rm "$VF"
+  # Positive control: our own device is readable.
+  own=$(xenstore-read device/vnvram/0/state 2>&1) || ISO_BAD="$ISO_BAD own device unreadable ($own);"
+  if [ "$REFS" != none ]; then
+    # shellcheck disable=SC2086 # one argument per ref
+    if run_logged /tmp/map-foreign.out vnvram-lab-probe --platform xen map-foreign --granter 0 $REFS; then
+      ISO_OK=$((ISO_OK + $(grep -c '^refused' /tmp/map-foreign.out)))
+    else
+      ISO_BAD="$ISO_BAD $(tail -n 1 /tmp/map-foreign.out);"
+    fi
+  else
+    ISO_BAD="$ISO_BAD no refs to try;"
+  fi
+  if [ -z "$ISO_BAD" ]; then
+    put isolation "PASS $ISO_OK accesses refused (xenstore read/list/write/rm of the victim's device nodes, grant maps of its page directory and region pages)"
+  else
+    put isolation "FAIL$ISO_BAD"
+  fi
+
+  case "$XS|$RG" in
+    PASS*"|"PASS*) put result "PASS ${XS#PASS }; ${RG#PASS }" ;;
+    *) put result "FAIL $XS; $RG" ;;
+  esac
+}
+
+case $ROLE in
+  writer1) writer1 ;;
+  writer2) writer2 ;;
+  hostile) hostile ;;
+  *) say "unknown role '$ROLE'" ;;
+esac
+say "finished, uptime $(cut -d' ' -f1 /proc/uptime)"
+# dom0 destroys us.
+while :; do sleep 3600; done
