@@ -68,7 +68,8 @@
  * xen_mb() and friends to a kernel mb() that userspace lacks; 0x00030208 is
  * the first version whose ring.h uses the barriers defined below. */
 #if !defined(__XEN_INTERFACE_VERSION__) && !defined(__XEN__) && !defined(__XEN_TOOLS__)
-#define __XEN_INTERFACE_VERSION__ 0x00030208 /* NOLINT(bugprone-reserved-identifier): Xen names it */
+/* NOLINTNEXTLINE(bugprone-reserved-identifier): the name is Xen's */
+#define __XEN_INTERFACE_VERSION__ 0x00030208
 #endif
 #include <xen/grant_table.h>
 
@@ -141,10 +142,10 @@ struct vnvramif_request {
 };
 
 struct vnvramif_response {
-  uint64_t id;         /* copied from the request */
-  uint8_t operation;   /* copied from the request */
+  uint64_t id;       /* copied from the request */
+  uint8_t operation; /* copied from the request */
   uint8_t _pad0;
-  int16_t status;      /* VNVRAMIF_RSP_* */
+  int16_t status; /* VNVRAMIF_RSP_* */
   uint32_t _pad1;
   uint64_t durable_seq; /* highest sequence durable when this was sent;
                          * never decreases from one response to the next
@@ -155,7 +156,7 @@ struct vnvramif_response {
 DEFINE_RING_TYPES(vnvramif, struct vnvramif_request, struct vnvramif_response);
 
 /* Entries in a ring of `pages` pages. */
-#define VNVRAMIF_RING_SIZE(pages) __CONST_RING_SIZE(vnvramif, (pages) * VNVRAMIF_PAGE_SIZE)
+#define VNVRAMIF_RING_SIZE(pages) __CONST_RING_SIZE(vnvramif, (pages)*VNVRAMIF_PAGE_SIZE)
 
 #ifdef __cplusplus
 static_assert(sizeof(struct vnvramif_request) == 64, "request layout");
