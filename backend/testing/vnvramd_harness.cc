@@ -74,12 +74,14 @@ Result<std::unique_ptr<VnvramdProcess>> VnvramdProcess::Start(Options options) {
       std::to_string(ready[1])};
   for (const auto& a : p->options_.extra_args) argv.push_back(a);
   std::vector<char*> cargv;
+  cargv.reserve(argv.size() + 1);
   for (auto& a : argv) cargv.push_back(a.data());
   cargv.push_back(nullptr);
   std::vector<std::string> envs;
   for (char** e = environ; *e != nullptr; ++e) envs.emplace_back(*e);
   for (const auto& e : p->options_.extra_env) envs.push_back(e);
   std::vector<char*> cenv;
+  cenv.reserve(envs.size() + 1);
   for (auto& e : envs) cenv.push_back(e.data());
   cenv.push_back(nullptr);
   const pid_t pid = ::fork();
