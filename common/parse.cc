@@ -6,31 +6,10 @@ namespace vnvram {
 
 namespace {
 
-// Quotes a value for an error message, escaping what could break a log line
-// and truncating what a hostile writer made long.
-std::string Quote(std::string_view s) {
-  constexpr size_t kMax = 64;
-  std::string out = "'";
-  for (size_t i = 0; i < s.size() && i < kMax; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  if (s.size() > kMax) out += "...";
-  out += "'";
-  return out;
-}
-
 Status Bad(std::string_view what, std::string_view s, std::string_view why) {
   std::string msg(what);
   msg += " ";
-  msg += Quote(s);
+  msg += QuoteForError(s);
   msg += ": ";
   msg += why;
   return Status::InvalidArgument(msg);
@@ -195,6 +174,24 @@ Result<Uuid> ParseUuid(std::string_view s, std::string_view what) {
     i += 2;
   }
   return u;
+}
+
+std::string QuoteForError(std::string_view s, size_t max_len) {
+  std::string out = "'";
+  for (size_t i = 0; i < s.size() && i < max_len; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  if (s.size() > max_len) out += "...";
+  out += "'";
+  return out;
 }
 
 Result<bool> ParseBool01(std::string_view s, std::string_view what) {

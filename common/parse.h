@@ -50,6 +50,11 @@ struct Uuid {
 };
 Result<Uuid> ParseUuid(std::string_view s, std::string_view what = "UUID");
 
+// Quotes a value for a one-line error message: printable ASCII kept,
+// quotes, backslashes and other bytes escaped as \xHH, values longer than
+// `max_len` cut with "...". Safe on anything a guest or peer wrote.
+std::string QuoteForError(std::string_view s, size_t max_len = 64);
+
 // Boolean as xenstore and configs write it: "0"/"1" only.
 Result<bool> ParseBool01(std::string_view s, std::string_view what = "flag");
 

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "backend/replication/host_id.h"
+#include "common/parse.h"
 
 namespace vnvram::replication {
 
@@ -17,24 +18,8 @@ using Json = nlohmann::json;
 constexpr std::string_view kZ85Alphabet =
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
 
-// Quotes a value for an error line: printable ASCII kept, the rest escaped,
-// long values cut.
 std::string Quote(std::string_view s) {
-  constexpr size_t kMax = 80;
-  std::string out = "'";
-  for (size_t i = 0; i < s.size() && i < kMax; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7F && c != '\'' && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  if (s.size() > kMax) out += "...";
-  return out + "'";
+  return QuoteForError(s, 80);
 }
 
 std::string Show(const Json& v) {
@@ -59,7 +44,7 @@ bool IsIpv4(std::string_view h) {
     size_t n = 0;
     while (n < h.size() && IsDigit(h[n])) ++n;
     if (n == 0 || n > 3 || (n > 1 && h[0] == '0')) return false;
-    if (std::stoi(std::string(h.substr(0, n))) > 255) return false;
+    if (!ParseU64InRange(h.substr(0, n), 0, 255).ok()) return false;
     ++parts;
     h.remove_prefix(n);
     if (h.empty()) return parts == 4;
