@@ -48,6 +48,7 @@ Daemon::~Daemon() {
   devices_.clear();
   env_.reset();
   volumes_.reset();
+  replication_.reset();
   if (wake_fd_ >= 0) ::close(wake_fd_);
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }
@@ -80,7 +81,12 @@ Status Daemon::Open() {
   mapper_ = std::move(mapper).value();
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) return Status::FromErrno(errno, "eventfd");
-  volumes_ = std::make_unique<VolumeRegistry>(*sharer_, config_.vault_dir);
+  if (!config_.cluster_file.empty()) {
+    auto r = ReplicationControl::Start(config_, *xs_, self_, [this] { Wake(); });
+    if (!r.ok()) return r.status().WithContext("replication");
+    replication_ = std::move(r).value();
+  }
+  volumes_ = std::make_unique<VolumeRegistry>(*sharer_, config_.vault_dir, replication_.get());
   env_ = std::make_unique<DeviceEnv>(
       DeviceEnv{*platform_, *xs_, *mapper_, *volumes_, config_, [this] { Wake(); }});
   return Status::Ok();
@@ -178,6 +184,7 @@ void Daemon::HandleWatch(const platform::WatchEvent& ev, std::set<DeviceKey>* to
     HandleVaultRequest();
     return;
   }
+  if (replication_ && replication_->HandleWatch(ev.token)) return;
   if (ev.token.rfind(kFrontendTokenPrefix, 0) == 0) {
     // Our own token: "<prefix><F>:<dev>".
     const std::string_view rest = std::string_view(ev.token).substr(kFrontendTokenPrefix.size());
@@ -215,6 +222,10 @@ void Daemon::HandleWatch(const platform::WatchEvent& ev, std::set<DeviceKey>* to
 
 Status Daemon::VaultNow(std::optional<uint64_t> request) {
   Status s = volumes_->VaultAll(/*only_changed=*/false);
+  if (replication_) {
+    Status r = replication_->VaultAll(/*only_changed=*/false);
+    if (s.ok()) s = r;
+  }
   if (request) {
     namespace dk = schema::daemon;
     const std::string_view result = s.ok() ? dk::kVaultResultOk : dk::kVaultResultError;
@@ -257,6 +268,10 @@ Status Daemon::Run(int signal_fd, int ready_fd) {
   }
   VNVRAM_RETURN_IF_ERROR(xs_->Watch(schema::BackendRoot(self_), kBackendToken));
   VNVRAM_RETURN_IF_ERROR(xs_->Watch(schema::DaemonKey(self_, dk::kVaultRequest), kVaultToken));
+  if (replication_) {
+    replication_->Publish(/*force=*/true);
+    VNVRAM_RETURN_IF_ERROR(replication_->WatchRequests().WithContext("replication watches"));
+  }
   Rescan();
   VNVRAM_RETURN_IF_ERROR(PublishDaemonKeys(dk::kStatusRunning).WithContext("daemon keys"));
   spdlog::info("serving {} as domain {}, host {}, {} device(s)", schema::BackendRoot(self_), self_,
@@ -327,14 +342,17 @@ Status Daemon::Run(int signal_fd, int ready_fd) {
       uint64_t count = 0;
       (void)!::read(wake_fd_, &count, sizeof(count));
       for (auto& [key, dev] : devices_) dev->CheckWorker();
+      if (replication_) replication_->Publish(/*force=*/false);
     }
     const Nanos now = clock.Now();
     if (now >= next_stats) {
       PublishAllStats(/*force=*/false);
+      if (replication_) replication_->Publish(/*force=*/false);
       next_stats = now + config_.stats_interval;
     }
     if (periodic_vault && now >= next_vault) {
       (void)volumes_->VaultAll(/*only_changed=*/true);
+      if (replication_) (void)replication_->VaultAll(/*only_changed=*/true);
       next_vault = now + config_.vault_interval;
     }
   }
@@ -343,9 +361,17 @@ Status Daemon::Run(int signal_fd, int ready_fd) {
   (void)PublishDaemonKeys(dk::kStatusStopping);
   PublishAllStats(/*force=*/false);
   for (auto& [key, dev] : devices_) dev->Quiesce();
-  Status v = VaultNow(std::nullopt);
+  Status v = volumes_->VaultAll(/*only_changed=*/false);
   if (!v.ok()) spdlog::error("final vault failed: {}", v.ToString());
   devices_.clear();
+  if (replication_) {
+    // Vaults every replicated copy and marks it clean (it may vouch after
+    // the restart).
+    Status r = replication_->Shutdown();
+    if (!r.ok()) spdlog::error("final vault of the replicated volumes failed: {}", r.ToString());
+    if (v.ok()) v = r;
+    replication_->Publish(/*force=*/false);
+  }
   spdlog::info("stopped");
   if (!result.ok()) return result;
   return v;

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "backend/daemon_config.h"
+#include "backend/replication_control.h"
 #include "backend/volume_registry.h"
 #include "backend/xenbus_backend.h"
 #include "common/result.h"
@@ -65,6 +66,7 @@ class Daemon {
   std::unique_ptr<platform::XenStore> xs_;
   std::unique_ptr<platform::GrantSharer> sharer_;
   std::unique_ptr<platform::GrantMapper> mapper_;
+  std::unique_ptr<ReplicationControl> replication_;  // with --cluster
   std::unique_ptr<VolumeRegistry> volumes_;
   std::unique_ptr<DeviceEnv> env_;
   int wake_fd_ = -1;

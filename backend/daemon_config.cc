@@ -23,6 +23,9 @@ constexpr std::string_view kKeyLogLevel = "log-level";
 constexpr std::string_view kKeyStatsInterval = "stats-interval-ms";
 constexpr std::string_view kKeyMaxRingPageOrder = "max-ring-page-order";  // schema-lint: allow
 constexpr std::string_view kKeyCopyMode = "copy-mode";
+constexpr std::string_view kKeyCluster = "cluster";
+constexpr std::string_view kKeyKeyFile = "key-file";
+constexpr std::string_view kKeyPersistTimeout = "persist-timeout-ms";
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -84,6 +87,16 @@ Status ApplyConfigValue(std::string_view key, std::string_view value, ConfigOver
     auto v = ParseBool01(value, "flag");
     if (!v.ok()) return BadValue(key, value, v.status());
     out->copy_mode = *v;
+  } else if (key == kKeyCluster) {
+    if (value.empty()) return BadValue(key, value, Status::InvalidArgument("empty path"));
+    out->cluster_file = std::string(value);
+  } else if (key == kKeyKeyFile) {
+    if (value.empty()) return BadValue(key, value, Status::InvalidArgument("empty path"));
+    out->key_file = std::string(value);
+  } else if (key == kKeyPersistTimeout) {
+    auto v = ParseU64InRange(value, 10, 600 * 1000, "milliseconds");
+    if (!v.ok()) return BadValue(key, value, v.status());
+    out->persist_timeout = std::chrono::milliseconds(*v);
   } else {
     return Status::InvalidArgument("unknown key '" + std::string(key) + "'");
   }
@@ -152,6 +165,9 @@ Result<DaemonConfig> MergeConfig(const ConfigOverrides& file, const ConfigOverri
   pick(file.stats_interval, cli.stats_interval, c.stats_interval);
   pick(file.max_ring_page_order, cli.max_ring_page_order, c.max_ring_page_order);
   pick(file.copy_mode, cli.copy_mode, c.copy_mode);
+  pick(file.cluster_file, cli.cluster_file, c.cluster_file);
+  pick(file.key_file, cli.key_file, c.key_file);
+  pick(file.persist_timeout, cli.persist_timeout, c.persist_timeout);
   if (c.platform.empty()) {
     return Status::InvalidArgument("platform is required (--platform or 'platform =')");
   }

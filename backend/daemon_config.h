@@ -24,6 +24,9 @@ struct DaemonConfig {
   std::chrono::milliseconds stats_interval{1000};
   uint32_t max_ring_page_order = 4;  // <= VNVRAMIF_MAX_RING_PAGE_ORDER
   bool copy_mode = true;             // offer feature-copy-mode
+  std::string cluster_file;          // replication cluster file; empty: no replication
+  std::string key_file;              // this host's CurveZMQ key pair (when the cluster has keys)
+  std::chrono::milliseconds persist_timeout{5000};  // replicated persists fail after this
 };
 
 // The settings a config file may hold; each optional so the command line
@@ -37,6 +40,9 @@ struct ConfigOverrides {
   std::optional<std::chrono::milliseconds> stats_interval;
   std::optional<uint32_t> max_ring_page_order;
   std::optional<bool> copy_mode;
+  std::optional<std::string> cluster_file;
+  std::optional<std::string> key_file;
+  std::optional<std::chrono::milliseconds> persist_timeout;
 };
 
 // Parses the text of a config file; `name` is used in errors.

@@ -3,6 +3,7 @@
 //
 //   vnvramd --platform sim:<dir>:<domid>|xen --vault-dir D [--config F]
 //           [--host-id NAME] [--vault-interval S] [--log-level L] [--ready-fd N]
+//           [--cluster FILE [--key-file FILE] [--persist-timeout-ms MS]]
 //
 // Exit status: 0 after a clean stop (SIGTERM/SIGINT, final vault done),
 // 1 on a runtime error, 2 on a usage or configuration error.
@@ -34,7 +35,8 @@ int ConfigError(const std::string& msg) {
 
 int Main(int argc, char** argv) {
   CLI::App app{"vnvramd: vnvram backend daemon"};
-  std::string config_path, platform, vault_dir, host_id, log_level, vault_interval;
+  std::string config_path, platform, vault_dir, host_id, log_level, vault_interval, cluster,
+      key_file, persist_timeout;
   int ready_fd = -1;
   app.add_option("--config", config_path, "config file of 'key = value' lines");
   app.add_option("--platform", platform, "xen or sim:<dir>:<domid>");
@@ -42,6 +44,10 @@ int Main(int argc, char** argv) {
   app.add_option("--host-id", host_id, "this host's id (default: host name)");
   app.add_option("--vault-interval", vault_interval, "seconds between periodic vaults (0: off)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
+  app.add_option("--cluster", cluster, "replication cluster file (JSON, docs/replication.md)");
+  app.add_option("--key-file", key_file, "this host's CurveZMQ key pair (nvram-tool keygen)");
+  app.add_option("--persist-timeout-ms", persist_timeout,
+                 "a replicated persist fails when not acknowledged within this time");
   app.add_option("--ready-fd", ready_fd, "write one byte to this fd once serving")
       ->check(CLI::Range(0, 1 << 20));
   try {
@@ -66,7 +72,10 @@ int Main(int argc, char** argv) {
                         {"vault-dir", vault_dir},
                         {"host-id", host_id},  // schema-lint: allow (option name)
                         {"vault-interval", vault_interval},
-                        {"log-level", log_level}};
+                        {"log-level", log_level},
+                        {"cluster", cluster},
+                        {"key-file", key_file},
+                        {"persist-timeout-ms", persist_timeout}};
   for (const Flag& f : flags) {
     if (app.count(std::string("--") + f.key) == 0) continue;
     if (Status s = vnvram::backend::ApplyConfigValue(f.key, f.value, &cli); !s.ok()) {

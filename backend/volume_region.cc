@@ -5,10 +5,8 @@
 
 namespace vnvram::backend {
 
-Result<std::unique_ptr<VolumeRegion>> VolumeRegion::Create(platform::GrantSharer& sharer,
-                                                           const Uuid& volume, DomId grantee,
-                                                           uint64_t pages, uint64_t start_seq,
-                                                           bool from_vault) {
+Result<std::pair<std::unique_ptr<platform::SharedPages>, std::unique_ptr<platform::SharedPages>>>
+VolumeRegion::SharePages(platform::GrantSharer& sharer, DomId grantee, uint64_t pages) {
   if (pages == 0) return Status::InvalidArgument("region of 0 pages");
   auto region = sharer.Share(grantee, pages, /*writable=*/true);
   if (!region.ok()) {
@@ -29,9 +27,35 @@ Result<std::unique_ptr<VolumeRegion>> VolumeRegion::Create(platform::GrantSharer
   for (uint64_t k = 0; k < pages; ++k) {
     StoreLE<uint32_t>(d.data() + k * sizeof(uint32_t), refs[k]);
   }
+  return std::make_pair(std::move(*region), std::move(*dir));
+}
+
+Result<std::unique_ptr<VolumeRegion>> VolumeRegion::Create(platform::GrantSharer& sharer,
+                                                           const Uuid& volume, DomId grantee,
+                                                           uint64_t pages, uint64_t start_seq,
+                                                           bool from_vault) {
+  auto shared = SharePages(sharer, grantee, pages);
+  if (!shared.ok()) return shared.status();
   return std::unique_ptr<VolumeRegion>(new VolumeRegion(volume, pages * platform::kPageSize,
-                                                        std::move(*region), std::move(*dir),
-                                                        start_seq, from_vault));
+                                                        std::move(shared->first),
+                                                        std::move(shared->second), start_seq,
+                                                        from_vault));
+}
+
+Result<std::unique_ptr<VolumeRegion>> VolumeRegion::CreateWithSink(platform::GrantSharer& sharer,
+                                                                   const Uuid& volume,
+                                                                   DomId grantee, uint64_t pages,
+                                                                   const SinkFactory& make_sink) {
+  auto shared = SharePages(sharer, grantee, pages);
+  if (!shared.ok()) return shared.status();
+  std::unique_ptr<VolumeRegion> r(new VolumeRegion(volume, pages * platform::kPageSize,
+                                                   std::move(shared->first),
+                                                   std::move(shared->second)));
+  auto sink = make_sink(r->bytes());
+  if (!sink.ok()) return sink.status();
+  r->sink_ = std::move(sink).value();
+  r->external_sink_ = true;
+  return r;
 }
 
 }  // namespace vnvram::backend

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -31,6 +32,15 @@ class VolumeRegion {
                                                       uint64_t pages, uint64_t start_seq = 0,
                                                       bool from_vault = false);
 
+  // A region whose content and sink come from elsewhere (the replication
+  // engine): `make_sink` fills the new region's bytes and returns the sink
+  // persists go through. Such a region is never vaulted by the registry.
+  using SinkFactory = std::function<Result<std::unique_ptr<PersistSink>>(std::span<std::byte>)>;
+  static Result<std::unique_ptr<VolumeRegion>> CreateWithSink(platform::GrantSharer& sharer,
+                                                              const Uuid& volume, DomId grantee,
+                                                              uint64_t pages,
+                                                              const SinkFactory& make_sink);
+
   VolumeRegion(const VolumeRegion&) = delete;
   VolumeRegion& operator=(const VolumeRegion&) = delete;
 
@@ -45,7 +55,11 @@ class VolumeRegion {
 
   // Vault bookkeeping (control thread only): whether the vault file holds
   // this region as of its current durable sequence.
-  bool vault_current() const { return vaulted_ && vaulted_seq_ == durable_seq(); }
+  bool vault_current() const {
+    return external_sink_ || (vaulted_ && vaulted_seq_ == durable_seq());
+  }
+  // True when the sink came from a SinkFactory (replicated volume).
+  bool external_sink() const { return external_sink_; }
   void set_vaulted(uint64_t seq) {
     vaulted_ = true;
     vaulted_seq_ = seq;
@@ -61,14 +75,21 @@ class VolumeRegion {
         sink_(std::make_unique<LocalPersistSink>(start_seq)),
         vaulted_(from_vault),
         vaulted_seq_(start_seq) {}
+  VolumeRegion(const Uuid& volume, uint64_t size, std::unique_ptr<platform::SharedPages> region,
+               std::unique_ptr<platform::SharedPages> dir)
+      : volume_(volume), size_(size), region_(std::move(region)), dir_(std::move(dir)) {}
+  static Result<std::pair<std::unique_ptr<platform::SharedPages>,
+                          std::unique_ptr<platform::SharedPages>>>
+  SharePages(platform::GrantSharer& sharer, DomId grantee, uint64_t pages);
 
   const Uuid volume_;
   const uint64_t size_;
   const std::unique_ptr<platform::SharedPages> region_;
   const std::unique_ptr<platform::SharedPages> dir_;
-  const std::unique_ptr<PersistSink> sink_;
-  bool vaulted_;
-  uint64_t vaulted_seq_;
+  std::unique_ptr<PersistSink> sink_;
+  bool external_sink_ = false;
+  bool vaulted_ = false;
+  uint64_t vaulted_seq_ = 0;
 };
 
 }  // namespace vnvram::backend

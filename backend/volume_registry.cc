@@ -18,6 +18,23 @@ Result<std::shared_ptr<VolumeRegion>> VolumeRegistry::Acquire(const Uuid& volume
     }
     return it->second;
   }
+  if (replicated_ != nullptr) {
+    if (std::optional<uint64_t> size = replicated_->ReplicatedSize(volume)) {
+      if (size_if_new && *size_if_new != *size) {
+        return Status::InvalidArgument("volume " + key + " is " + std::to_string(*size) +
+                                       " bytes in the cluster file, not " +
+                                       std::to_string(*size_if_new));
+      }
+      auto r = VolumeRegion::CreateWithSink(
+          sharer_, volume, grantee, *size / platform::kPageSize,
+          [&](std::span<std::byte> bytes) { return replicated_->Attach(volume, bytes); });
+      if (!r.ok()) return r.status();
+      std::shared_ptr<VolumeRegion> region = std::move(r).value();
+      spdlog::info("volume {}: region of {} bytes from the replicated copy", key, region->size());
+      regions_.emplace(key, region);
+      return region;
+    }
+  }
   auto header = ReadVaultHeader(vault_dir_, volume, schema::be::kRegionSizeMax);
   std::shared_ptr<VolumeRegion> region;
   if (header.ok()) {
@@ -68,6 +85,7 @@ void VolumeRegistry::Release(std::shared_ptr<VolumeRegion>& region) {
 }
 
 Status VolumeRegistry::Vault(VolumeRegion& region) {
+  if (region.external_sink()) return Status::Ok();  // the engine vaults it
   // Read the sequence first: the bytes copied afterwards are at least as new.
   const uint64_t seq = region.durable_seq();
   Status s = WriteVault(vault_dir_, region.volume(), seq, region.bytes());

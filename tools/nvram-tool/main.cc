@@ -1,11 +1,19 @@
 // nvram-tool: the operator's command for vnvram devices (minimal version:
-// attach, detach, list). Runs in dom0 (or as dom0 of a sim host).
+// attach, detach, list) and replication keys (keygen). Runs in dom0 (or as
+// dom0 of a sim host).
 //
 //   nvram-tool [--platform SPEC] attach <frontend-domid> --backend <domid>
 //              --devid N --size 1M --volume <uuid>
 //   nvram-tool [--platform SPEC] detach <frontend-domid> <devid>
 //              [--timeout S] [--force]
 //   nvram-tool [--platform SPEC] list [--json]
+//   nvram-tool keygen --out FILE [--force]
+//   nvram-tool keygen --public-of FILE
+//   nvram-tool [--platform SPEC] promote --volume <uuid> [--backend D] [--force]
+//              [--timeout-ms N]
+//   nvram-tool [--platform SPEC] status [--backend D] [--json]
+//   nvram-tool inspect --cluster FILE --host ID --volume <uuid> --offset O
+//              --length L [--key-file FILE] [--timeout-ms N] [--hex]
 //
 // Every value is parsed strictly; a bad one is a one-line error naming it.
 // Exit status: 0 success, 1 runtime failure, 2 usage error.
@@ -16,9 +24,11 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "backend/replication/curve.h"
 #include "common/log.h"
 #include "common/parse.h"
 #include "platform/platform.h"
+#include "tools/nvram-tool/replication_admin.h"
 #include "tools/nvram-tool/toolstack.h"
 
 namespace {
@@ -37,6 +47,115 @@ int Failure(const Status& s) {
 
 std::string Opt(const std::optional<uint64_t>& v) {
   return v ? std::to_string(*v) : "-";
+}
+
+// keygen: writes a CurveZMQ key pair (mode 0600) and prints its public key,
+// or prints the public key of an existing key file. Needs no platform.
+int Keygen(const std::string& out, const std::string& public_of, bool force) {
+  namespace repl = vnvram::replication;
+  if (!public_of.empty()) {
+    auto pair = repl::LoadKeyFile(public_of);
+    if (!pair.ok()) return Failure(pair.status());
+    std::printf("%s\n", pair->public_z85.c_str());
+    return 0;
+  }
+  auto pair = repl::GenerateCurveKeyPair();
+  if (!pair.ok()) return Failure(pair.status());
+  if (Status s = repl::WriteKeyFile(out, *pair, force); !s.ok()) {
+    if (s.code() == vnvram::Code::kAlreadyExists) {
+      return Failure(Status(s.code(), s.message() + " (--force replaces it)"));
+    }
+    return Failure(s);
+  }
+  std::printf("%s\n", pair->public_z85.c_str());
+  return 0;
+}
+
+int StatusCommand(vnvram::platform::XenStore& xs, vnvram::DomId backend, bool json) {
+  auto st = vnvram::tools::ReadReplicationStatus(xs, backend);
+  if (!st.ok()) return Failure(st.status());
+  if (json) {
+    nlohmann::json j;
+    j["host_id"] = st->host_id;
+    j["volumes"] = nlohmann::json::array();
+    for (const auto& v : st->volumes) {
+      nlohmann::json jv = {{"uuid", v.uuid},       {"name", v.name},
+                           {"size", v.size},       {"policy", v.policy},
+                           {"role", v.role},       {"epoch", v.epoch},
+                           {"sequence", v.sequence}, {"content_epoch", v.content_epoch},
+                           {"promise", v.promise}, {"vouch", v.vouch == "1"},
+                           {"serving", v.serving == "1"}, {"risk", v.risk}};
+      jv["replicas"] = nlohmann::json::array();
+      for (const auto& r : v.replicas) {
+        jv["replicas"].push_back(
+            {{"host", r.host}, {"state", r.state}, {"progress", r.progress}, {"acked", r.acked}});
+      }
+      j["volumes"].push_back(std::move(jv));
+    }
+    j["peers"] = nlohmann::json::array();
+    for (const auto& p : st->peers) {
+      j["peers"].push_back({{"host", p.host},
+                            {"endpoint", p.endpoint},
+                            {"state", p.state},
+                            {"last_seen_ms", p.last_seen_ms}});
+    }
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("host %s\n", st->host_id.c_str());
+  for (const auto& v : st->volumes) {
+    std::printf("volume %s (%s) %s bytes, policy %s\n", v.name.c_str(), v.uuid.c_str(),
+                v.size.c_str(), v.policy.c_str());
+    std::printf("  role %s, epoch %s, sequence %s, serving %s, vouch %s\n", v.role.c_str(),
+                v.epoch.c_str(), v.sequence.c_str(), v.serving.c_str(), v.vouch.c_str());
+    std::printf("  risk: %s\n", v.risk.c_str());
+    for (const auto& r : v.replicas) {
+      std::printf("  replica %-16s %-9s progress %3s%%  acked %s\n", r.host.c_str(),
+                  r.state.c_str(), r.progress.c_str(), r.acked.c_str());
+    }
+  }
+  for (const auto& p : st->peers) {
+    std::printf("peer %-16s %-8s %s\n", p.host.c_str(), p.state.c_str(), p.endpoint.c_str());
+  }
+  return 0;
+}
+
+int InspectCommand(const std::string& cluster, const std::string& host, const std::string& key,
+                   const std::string& vol, const std::string& off, const std::string& len,
+                   const std::string& timeout, bool hex) {
+  vnvram::tools::InspectSpec spec;
+  spec.cluster_file = cluster;
+  spec.host = host;
+  spec.key_file = key;
+  auto u = vnvram::ParseUuid(vol, "--volume");
+  if (!u.ok()) return UsageError(u.status().message());
+  auto o = vnvram::ParseSize(off, "--offset");
+  if (!o.ok()) return UsageError(o.status().message());
+  auto l = vnvram::ParseSize(len, "--length");
+  if (!l.ok()) return UsageError(l.status().message());
+  if (*l == 0 || *l > (1u << 20)) return UsageError("--length '" + len + "': expected 1..1M");
+  auto t = vnvram::ParseU64InRange(timeout, 1, 3600 * 1000, "--timeout-ms");
+  if (!t.ok()) return UsageError(t.status().message());
+  spec.volume = *u;
+  spec.offset = *o;
+  spec.length = static_cast<uint32_t>(*l);
+  spec.timeout = std::chrono::milliseconds(*t);
+  auto r = vnvram::tools::Inspect(spec);
+  if (!r.ok()) return Failure(r.status());
+  if (r->data.empty()) {
+    return Failure(Status::OutOfRange(host + " holds no such range of volume " + vol));
+  }
+  std::printf("host %s epoch %llu sequence %llu offset %llu length %zu crc32c %08x\n",
+              host.c_str(), static_cast<unsigned long long>(r->epoch),
+              static_cast<unsigned long long>(r->sequence),
+              static_cast<unsigned long long>(spec.offset), r->data.size(), r->crc32c);
+  if (hex) {
+    for (size_t i = 0; i < r->data.size(); ++i) {
+      std::printf("%02x%s", static_cast<unsigned>(r->data[i]), (i % 32 == 31) ? "\n" : "");
+    }
+    if (r->data.size() % 32 != 0) std::printf("\n");
+  }
+  return 0;
 }
 
 int Main(int argc, char** argv) {
@@ -68,6 +187,49 @@ int Main(int argc, char** argv) {
   CLI::App* list = app.add_subcommand("list", "list every vnvram device");
   list->add_flag("--json", l_json, "machine-readable output");
 
+  std::string k_out, k_public_of;
+  bool k_force = false;
+  CLI::App* keygen = app.add_subcommand(
+      "keygen", "write a CurveZMQ key pair for replication and print its public key");
+  CLI::Option* k_out_opt =
+      keygen->add_option("--out", k_out, "key file to write (mode 0600); prints the public key");
+  CLI::Option* k_pub_opt =
+      keygen->add_option("--public-of", k_public_of, "print the public key of this key file");
+  CLI::Option* k_force_opt = keygen->add_flag("--force", k_force, "replace an existing --out file");
+  k_out_opt->excludes(k_pub_opt);
+  k_force_opt->needs(k_out_opt);
+
+  std::string p_vol, p_backend = "0", p_timeout = "30000";
+  bool p_force = false;
+  CLI::App* promote = app.add_subcommand(
+      "promote", "make the local vnvramd primary of a replicated volume for a new epoch");
+  promote->add_option("--volume", p_vol, "volume UUID")->required();
+  promote->add_option("--backend", p_backend, "domain running vnvramd (default 0)");
+  promote->add_flag("--force", p_force,
+                    "promote without a majority: acknowledged persists held only by unreachable "
+                    "hosts may be lost");
+  promote->add_option("--timeout-ms", p_timeout, "how long to wait (default 30000)");
+
+  std::string s_backend = "0";
+  bool s_json = false;
+  CLI::App* status =
+      app.add_subcommand("status", "replication state of every volume of the local vnvramd");
+  status->add_option("--backend", s_backend, "domain running vnvramd (default 0)");
+  status->add_flag("--json", s_json, "machine-readable output");
+
+  std::string i_cluster, i_host, i_key, i_vol, i_off, i_len, i_timeout = "5000";
+  bool i_hex = false;
+  CLI::App* inspect = app.add_subcommand(
+      "inspect", "read a range of a host's copy of a volume over ZeroMQ (crc32c and sequence)");
+  inspect->add_option("--cluster", i_cluster, "cluster file")->required();
+  inspect->add_option("--host", i_host, "host to ask")->required();
+  inspect->add_option("--key-file", i_key, "CurveZMQ key pair (when the cluster has keys)");
+  inspect->add_option("--volume", i_vol, "volume UUID")->required();
+  inspect->add_option("--offset", i_off, "byte offset")->required();
+  inspect->add_option("--length", i_len, "bytes (at most the cluster's max-data)")->required();
+  inspect->add_option("--timeout-ms", i_timeout, "how long to wait (default 5000)");
+  inspect->add_flag("--hex", i_hex, "also print the bytes in hex");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -79,6 +241,20 @@ int Main(int argc, char** argv) {
   }
 
   vnvram::log::Init("nvram-tool", vnvram::log::Level::kWarn);
+
+  if (keygen->parsed()) {
+    if (k_out_opt->count() == 0 && k_pub_opt->count() == 0) {
+      return UsageError("keygen: give --out FILE or --public-of FILE (see --help)");
+    }
+    if (k_out_opt->count() != 0 && k_out.empty()) return UsageError("--out '': empty file name");
+    if (k_pub_opt->count() != 0 && k_public_of.empty()) {
+      return UsageError("--public-of '': empty file name");
+    }
+    return Keygen(k_out, k_public_of, k_force);
+  }
+
+  if (inspect->parsed()) return InspectCommand(i_cluster, i_host, i_key, i_vol, i_off, i_len,
+                                                i_timeout, i_hex);
 
   // Parse every argument before touching xenstore.
   vnvram::tools::AttachSpec spec;
@@ -110,10 +286,38 @@ int Main(int argc, char** argv) {
     dopts.force = d_force;
   }
 
+  vnvram::Uuid p_uuid;
+  vnvram::DomId backend_id = 0;
+  std::chrono::milliseconds p_wait{0};
+  if (promote->parsed()) {
+    auto vol = vnvram::ParseUuid(p_vol, "--volume");
+    if (!vol.ok()) return UsageError(vol.status().message());
+    auto b = vnvram::ParseDomId(p_backend, "--backend");
+    if (!b.ok()) return UsageError(b.status().message());
+    auto t = vnvram::ParseU64InRange(p_timeout, 1, 3600 * 1000, "--timeout-ms");
+    if (!t.ok()) return UsageError(t.status().message());
+    p_uuid = *vol;
+    backend_id = *b;
+    p_wait = std::chrono::milliseconds(*t);
+  } else if (status->parsed()) {
+    auto b = vnvram::ParseDomId(s_backend, "--backend");
+    if (!b.ok()) return UsageError(b.status().message());
+    backend_id = *b;
+  }
+
   auto platform = vnvram::platform::OpenPlatform(platform_spec);
   if (!platform.ok()) return Failure(platform.status());
   auto xs = (*platform)->OpenXenStore();
   if (!xs.ok()) return Failure(xs.status().WithContext("opening xenstore"));
+
+  if (promote->parsed()) {
+    auto r = vnvram::tools::Promote(**xs, backend_id, p_uuid, p_force, p_wait);
+    if (!r.ok()) return Failure(r.status());
+    std::printf("promote request %llu: %s\n", static_cast<unsigned long long>(r->request),
+                r->result.c_str());
+    return r->result == "ok" ? 0 : 1;
+  }
+  if (status->parsed()) return StatusCommand(**xs, backend_id, s_json);
 
   if (attach->parsed()) {
     if (Status s = vnvram::tools::Attach(**xs, spec); !s.ok()) return Failure(s);

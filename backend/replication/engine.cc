@@ -1,0 +1,1274 @@
+#include "backend/replication/engine.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <deque>
+#include <random>
+#include <set>
+#include <zmq.hpp>
+
+#include "backend/replication/zap_handler.h"
+#include "common/log.h"
+
+namespace vnvram::replication {
+
+std::string_view ReplicaLinkStateName(ReplicaLinkState s) {
+  switch (s) {
+    case ReplicaLinkState::kInSync: return "in-sync";
+    case ReplicaLinkState::kSyncing: return "syncing";
+    case ReplicaLinkState::kOutdated: return "outdated";
+    case ReplicaLinkState::kDown: return "down";
+  }
+  return "down";
+}
+
+std::string_view PromoteResultName(PromoteResult r) {
+  switch (r) {
+    case PromoteResult::kOk: return "ok";
+    case PromoteResult::kNoMajority: return "no-majority";
+    case PromoteResult::kSuperseded: return "superseded";
+    case PromoteResult::kNotReplica: return "not-replica";
+    case PromoteResult::kError: return "error";
+  }
+  return "error";
+}
+
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr int kSendHighWaterMark = 100000;
+constexpr size_t kChunksPerRound = 16;
+// A peer that sends this many refused frames in a row loses its session.
+constexpr uint32_t kMaxBadFrames = 16;
+
+uint64_t RandomIncarnation() {
+  std::random_device rd;
+  uint64_t v = (uint64_t{rd()} << 32) ^ rd();
+  return v == 0 ? 1 : v;
+}
+
+zmq::message_t ToMessage(const Bytes& b) { return zmq::message_t(b.data(), b.size()); }
+
+std::span<const std::byte> AsBytes(const zmq::message_t& m) {
+  return {static_cast<const std::byte*>(m.data()), m.size()};
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// The I/O thread: every socket, every session, every timer.
+class Engine::IoThread {
+ public:
+  IoThread(EngineOptions& options, std::map<std::string, std::shared_ptr<VolumeReplica>>& volumes)
+      : opt_(options),
+        volumes_(volumes),
+        clock_(SystemClock::Instance()),
+        incarnation_(RandomIncarnation()),
+        limits_{options.cluster.settings.max_data} {}
+
+  ~IoThread() { Stop(); }
+
+  vnvram::Status Open(std::string* bound);
+  void Start() { thread_ = std::thread([this] { Run(); }); }
+  void Stop();
+  void Wake() {
+    const uint64_t one = 1;
+    while (::write(wake_fd_, &one, sizeof(one)) < 0 && errno == EINTR) {
+    }
+  }
+  void Post(std::function<void()> fn) {
+    {
+      std::lock_guard lock(cmd_mu_);
+      commands_.push_back(std::move(fn));
+    }
+    Wake();
+  }
+  EngineStatus Snapshot() const {
+    std::lock_guard lock(status_mu_);
+    return status_;
+  }
+  void StartElection(const std::string& vol, bool force, uint64_t request);
+
+ private:
+  struct Peer {
+    std::string id;
+    std::string endpoint;
+    std::optional<std::string> public_key;
+    std::unique_ptr<zmq::socket_t> dealer;
+    bool out_session = false;  // HELLO_ACK received on our DEALER
+    Nanos hello_sent{-1};
+    bool in_session = false;  // HELLO received on our ROUTER
+    uint64_t in_incarnation = 0;
+    Nanos last_seen{-1};
+    uint64_t last_seen_wall_ms = 0;
+    Nanos last_sent{0};
+    uint64_t heartbeat_counter = 0;
+    bool up = false;
+    uint32_t bad_frames = 0;
+  };
+  // The primary's view of one replica of one volume.
+  struct Track {
+    ReplicaLinkState state = ReplicaLinkState::kDown;
+    uint64_t acked = 0;
+    std::optional<uint64_t> since;  // its position when known (dirty resync)
+    uint64_t ack_wait_seq = 0;      // oldest requested ack outstanding
+    Nanos ack_wait_since{0};
+    // Resync in progress.
+    std::vector<uint32_t> chunks;
+    size_t next_chunk = 0;
+    bool done_sent = false;
+    uint64_t done_seq = 0;
+  };
+  // A voter's copy sent to a candidate (adoption).
+  struct SourceResync {
+    std::string target;
+    uint64_t epoch = 0;
+    uint64_t seq = 0;
+    uint32_t chunk_count = 0;
+    uint32_t next = 0;
+  };
+  struct Election {
+    uint64_t epoch = 0;
+    bool force = false;
+    uint64_t request = 0;
+    Nanos deadline{0};
+    bool self_votes = false;
+    std::set<std::string> asked;
+    std::map<std::string, std::pair<uint64_t, uint64_t>> accepts;
+    bool adopting = false;
+    std::string source;
+    bool confirming = false;
+  };
+  struct VolumeState {
+    std::shared_ptr<VolumeReplica> replica;
+    std::map<std::string, Track> tracks;  // by host, primary only
+    uint64_t sent = 0;                    // highest sequence fanned out
+    std::optional<Election> election;
+    std::vector<SourceResync> sources;
+    bool startup_proposal = false;
+    uint64_t promote_completed = 0;
+    PromoteResult promote_result = PromoteResult::kOk;
+  };
+
+  void Run();
+  void RunCommands();
+  void HandleRouter();
+  void HandleDealer(Peer& p);
+  void OnRouterFrame(const std::string& from, zmq::message_t& payload);
+  void OnDealerFrame(Peer& p, const Message& m);
+  bool SendTo(Peer& p, const Message& m);
+  bool SendFrameTo(Peer& p, const Bytes& frame);
+  void Reply(const std::string& to, const Message& m);
+  void ReplyInvalid(const std::string& to, wire::InvalidReason why, std::string text);
+  void SendHello(Peer& p);
+  void Seen(Peer& p);
+  void PeerRestarted(Peer& p);
+  void LoseSession(Peer& p, std::string_view why);
+  void Tick();
+  void FanOut();
+  void DriveResyncs();
+  void StartResync(VolumeState& vs, const std::string& host, Track& t);
+  void MarkOutdated(VolumeState& vs, const std::string& host, Track& t, std::string_view why);
+  void RecomputeDurable(VolumeState& vs);
+  void UpdateServing(VolumeState& vs);
+  void CheckElection(const std::string& key, VolumeState& vs, bool at_deadline = false);
+  void FinishElection(VolumeState& vs, PromoteResult r);
+  void BecomePrimary(const std::string& key, VolumeState& vs);
+  void OnAck(Peer& p, const Ack& a);
+  void PublishStatus();
+  Peer* FindPeer(std::string_view id) {
+    auto it = peers_.find(std::string(id));
+    return it == peers_.end() ? nullptr : &it->second;
+  }
+  VolumeState* FindVolume(const Uuid& u) {
+    auto it = vstate_.find(u.ToString());
+    return it == vstate_.end() ? nullptr : &it->second;
+  }
+  size_t Required(const VolumeState& vs) const {
+    return vs.replica->View().forced ? 1 : vs.replica->entry().majority();
+  }
+
+  EngineOptions& opt_;
+  std::map<std::string, std::shared_ptr<VolumeReplica>>& volumes_;
+  const Clock& clock_;
+  const uint64_t incarnation_;
+  const Limits limits_;
+  zmq::context_t ctx_;
+  std::unique_ptr<ZapHandler> zap_;
+  std::unique_ptr<zmq::socket_t> router_;
+  std::map<std::string, Peer> peers_;
+  std::map<std::string, VolumeState> vstate_;
+  int wake_fd_ = -1;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  bool dirty_ = true;
+
+  std::mutex cmd_mu_;
+  std::deque<std::function<void()>> commands_;
+
+  mutable std::mutex status_mu_;
+  EngineStatus status_;
+  uint64_t frames_in_ = 0;
+  uint64_t frames_refused_ = 0;
+};
+
+vnvram::Status Engine::IoThread::Open(std::string* bound) {
+  const ClusterConfig& c = opt_.cluster;
+  const HostEntry* self = c.FindHost(opt_.host_id);
+  if (self == nullptr) {
+    return vnvram::Status::InvalidArgument("host id " + QuoteForError(opt_.host_id) +
+                                           " is not listed in the cluster file");
+  }
+  if (c.curve_enabled() && !opt_.keys) {
+    return vnvram::Status::InvalidArgument(
+        "the cluster file lists CurveZMQ keys: give this host's key file (--key-file)");
+  }
+  if (c.curve_enabled() && opt_.keys->public_z85 != *self->public_key) {
+    return vnvram::Status::InvalidArgument("the key file's public key " +
+                                           QuoteForError(opt_.keys->public_z85) +
+                                           " is not the one the cluster file lists for host " +
+                                           opt_.host_id);
+  }
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) return vnvram::Status::FromErrno(errno, "eventfd");
+  try {
+    if (c.curve_enabled()) {
+      std::map<std::string, std::string> allowed;
+      for (const HostEntry& h : c.hosts) allowed.emplace(*h.public_key, h.id);
+      auto zap = ZapHandler::Start(ctx_, std::move(allowed));
+      if (!zap.ok()) return zap.status();
+      zap_ = std::move(zap).value();
+    }
+    router_ = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::router);
+    router_->set(zmq::sockopt::router_mandatory, 1);
+    router_->set(zmq::sockopt::router_handover, 1);
+    router_->set(zmq::sockopt::linger, 0);
+    router_->set(zmq::sockopt::sndhwm, kSendHighWaterMark);
+    router_->set(zmq::sockopt::rcvhwm, kSendHighWaterMark);
+    router_->set(zmq::sockopt::heartbeat_ivl,
+                 static_cast<int>(c.settings.heartbeat_interval_ms));
+    router_->set(zmq::sockopt::heartbeat_timeout, static_cast<int>(c.settings.peer_expiry_ms));
+    if (c.curve_enabled()) VNVRAM_RETURN_IF_ERROR(ConfigureCurveServer(*router_, *opt_.keys));
+    const std::string listen = opt_.listen.value_or(self->endpoint);
+    try {
+      router_->bind(listen);
+    } catch (const zmq::error_t& e) {
+      return vnvram::Status::Unavailable("bind " + listen + ": " + e.what());
+    }
+    *bound = router_->get(zmq::sockopt::last_endpoint);
+    for (const HostEntry& h : c.hosts) {
+      if (h.id == opt_.host_id) continue;
+      // Only peers that share a volume with this host.
+      bool shares = false;
+      for (const VolumeEntry& v : c.volumes) {
+        shares = shares || (v.HasReplica(h.id) && v.HasReplica(opt_.host_id));
+      }
+      if (!shares) continue;
+      Peer p;
+      p.id = h.id;
+      p.endpoint = h.endpoint;
+      p.public_key = h.public_key;
+      p.dealer = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::dealer);
+      p.dealer->set(zmq::sockopt::routing_id, opt_.host_id);
+      p.dealer->set(zmq::sockopt::immediate, 1);
+      p.dealer->set(zmq::sockopt::linger, 0);
+      p.dealer->set(zmq::sockopt::sndhwm, kSendHighWaterMark);
+      p.dealer->set(zmq::sockopt::rcvhwm, kSendHighWaterMark);
+      p.dealer->set(zmq::sockopt::heartbeat_ivl,
+                    static_cast<int>(c.settings.heartbeat_interval_ms));
+      p.dealer->set(zmq::sockopt::heartbeat_timeout, static_cast<int>(c.settings.peer_expiry_ms));
+      p.dealer->set(zmq::sockopt::reconnect_ivl, 100);
+      p.dealer->set(zmq::sockopt::reconnect_ivl_max, 1000);
+      if (c.curve_enabled()) {
+        VNVRAM_RETURN_IF_ERROR(ConfigureCurveClient(*p.dealer, *opt_.keys, *h.public_key));
+      }
+      p.dealer->connect(h.endpoint);
+      peers_.emplace(h.id, std::move(p));
+    }
+  } catch (const zmq::error_t& e) {
+    return vnvram::Status::Internal(std::string("zeromq: ") + e.what());
+  }
+  for (auto& [key, replica] : volumes_) {
+    VolumeState vs;
+    vs.replica = replica;
+    const VolumeView v = replica->View();
+    // The first replica starts the group when it is new, or restarts after a
+    // clean shutdown (docs/replication.md "Epochs and promotion").
+    vs.startup_proposal = replica->entry().replicas.front() == opt_.host_id && v.vouch;
+    vstate_.emplace(key, std::move(vs));
+  }
+  return vnvram::Status::Ok();
+}
+
+void Engine::IoThread::Stop() {
+  if (thread_.joinable()) {
+    stop_ = true;
+    Wake();
+    thread_.join();
+  }
+  for (auto& [id, p] : peers_) p.dealer.reset();
+  router_.reset();
+  zap_.reset();
+  if (wake_fd_ >= 0) {
+    ::close(wake_fd_);
+    wake_fd_ = -1;
+  }
+}
+
+void Engine::IoThread::Run() {
+  spdlog::info("replication: host {} incarnation {:016x}, {} peer(s), {} volume(s)", opt_.host_id,
+               incarnation_, peers_.size(), vstate_.size());
+  for (auto& [id, p] : peers_) SendHello(p);
+  const auto tick_every = milliseconds(std::max<uint32_t>(
+      5, std::min<uint32_t>(opt_.cluster.settings.heartbeat_interval_ms / 2, 50)));
+  Nanos next_tick = clock_.Now();
+  std::vector<zmq::pollitem_t> items;
+  std::vector<Peer*> order;
+  while (!stop_) {
+    items.clear();
+    order.clear();
+    items.push_back({router_->handle(), 0, ZMQ_POLLIN, 0});
+    items.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
+    for (auto& [id, p] : peers_) {
+      items.push_back({p.dealer->handle(), 0, ZMQ_POLLIN, 0});
+      order.push_back(&p);
+    }
+    bool busy = false;
+    for (auto& [key, vs] : vstate_) {
+      for (auto& [h, t] : vs.tracks) busy = busy || t.state == ReplicaLinkState::kSyncing;
+      busy = busy || !vs.sources.empty();
+    }
+    const Nanos now = clock_.Now();
+    long timeout_ms = busy ? 1 : std::chrono::duration_cast<milliseconds>(next_tick - now).count();
+    timeout_ms = std::clamp<long>(timeout_ms, 0, 1000);
+    try {
+      zmq::poll(items.data(), items.size(), milliseconds(timeout_ms));
+    } catch (const zmq::error_t& e) {
+      if (e.num() == ETERM) break;
+      if (e.num() != EINTR) spdlog::error("replication poll: {}", e.what());
+      continue;
+    }
+    if (items[1].revents != 0) {
+      uint64_t n = 0;
+      (void)!::read(wake_fd_, &n, sizeof(n));
+    }
+    RunCommands();
+    if (items[0].revents != 0) HandleRouter();
+    for (size_t i = 0; i < order.size(); ++i) {
+      if (items[i + 2].revents != 0) HandleDealer(*order[i]);
+    }
+    FanOut();
+    DriveResyncs();
+    if (clock_.Now() >= next_tick) {
+      Tick();
+      next_tick = clock_.Now() + tick_every;
+    }
+    if (dirty_) PublishStatus();
+  }
+}
+
+void Engine::IoThread::RunCommands() {
+  std::deque<std::function<void()>> cmds;
+  {
+    std::lock_guard lock(cmd_mu_);
+    cmds.swap(commands_);
+  }
+  for (auto& fn : cmds) fn();
+}
+
+// ---- sending -------------------------------------------------------------
+
+bool Engine::IoThread::SendFrameTo(Peer& p, const Bytes& frame) {
+  try {
+    auto r = p.dealer->send(ToMessage(frame), zmq::send_flags::dontwait);
+    if (!r) return false;
+  } catch (const zmq::error_t& e) {
+    spdlog::warn("replication: send to {}: {}", p.id, e.what());
+    return false;
+  }
+  p.last_sent = clock_.Now();
+  return true;
+}
+
+bool Engine::IoThread::SendTo(Peer& p, const Message& m) {
+  auto f = Encode(m, limits_);
+  if (!f.ok()) {
+    spdlog::error("replication: cannot encode {} for {}: {}",
+                  TypeName(static_cast<uint8_t>(TypeOf(m))), p.id, f.status().ToString());
+    return false;
+  }
+  return SendFrameTo(p, *f);
+}
+
+void Engine::IoThread::Reply(const std::string& to, const Message& m) {
+  auto f = Encode(m, limits_);
+  if (!f.ok()) {
+    spdlog::error("replication: cannot encode a reply: {}", f.status().ToString());
+    return;
+  }
+  try {
+    if (!router_->send(zmq::buffer(to), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      return;
+    }
+    (void)router_->send(ToMessage(*f), zmq::send_flags::dontwait);
+  } catch (const zmq::error_t& e) {
+    // EHOSTUNREACH (ROUTER_MANDATORY): the peer left; it re-opens with HELLO.
+    spdlog::debug("replication: reply to {}: {}", to, e.what());
+  }
+}
+
+void Engine::IoThread::ReplyInvalid(const std::string& to, wire::InvalidReason why,
+                                    std::string text) {
+  ++frames_refused_;
+  if (text.size() > wire::kReasonMax) text.resize(wire::kReasonMax);
+  for (char& c : text) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  Reply(to, Invalid{why, std::move(text)});
+}
+
+void Engine::IoThread::SendHello(Peer& p) {
+  p.hello_sent = clock_.Now();
+  Hello h{opt_.host_id, incarnation_, opt_.cluster.settings.max_data};
+  (void)SendTo(p, h);
+}
+
+// ---- receiving -----------------------------------------------------------
+
+void Engine::IoThread::HandleRouter() {
+  for (int budget = 0; budget < 1024; ++budget) {
+    zmq::message_t id;
+    zmq::message_t payload;
+    try {
+      if (!router_->recv(id, zmq::recv_flags::dontwait)) return;
+      if (!id.more()) continue;
+      (void)router_->recv(payload, zmq::recv_flags::none);
+      // Drop any further parts: one frame per message.
+      while (payload.more()) {
+        zmq::message_t extra;
+        (void)router_->recv(extra, zmq::recv_flags::none);
+        payload.swap(extra);
+      }
+    } catch (const zmq::error_t& e) {
+      spdlog::warn("replication: receive: {}", e.what());
+      return;
+    }
+    ++frames_in_;
+    OnRouterFrame(id.to_string(), payload);
+  }
+}
+
+void Engine::IoThread::OnRouterFrame(const std::string& from, zmq::message_t& payload) {
+  auto decoded = Decode(AsBytes(payload), limits_);
+  Peer* p = FindPeer(from);
+  if (!decoded.ok()) {
+    const auto why = decoded.status().code() == Code::kNotSupported   ? wire::InvalidReason::kBadVersion
+                     : decoded.status().code() == Code::kResourceExhausted ? wire::InvalidReason::kOversize
+                     : decoded.status().code() == Code::kCorruption       ? wire::InvalidReason::kBadChecksum
+                                                                          : wire::InvalidReason::kMalformed;
+    spdlog::warn("replication: refused a frame from {}: {}", QuoteForError(from),
+                 decoded.status().message());
+    ReplyInvalid(from, why, decoded.status().message());
+    if (p != nullptr && ++p->bad_frames >= kMaxBadFrames) LoseSession(*p, "too many bad frames");
+    return;
+  }
+  Message& m = *decoded;
+  // With CurveZMQ, ZAP bound the connection to a host: it must be `from`.
+  if (opt_.cluster.curve_enabled() && !std::holds_alternative<Inspect>(m)) {
+    const char* user = nullptr;
+    try {
+      user = payload.gets("User-Id");
+    } catch (const zmq::error_t&) {
+      user = nullptr;
+    }
+    if (user == nullptr || from != user) {
+      spdlog::warn("replication: frame from {} over a connection authenticated as {}",
+                   QuoteForError(from), user ? user : "nobody");
+      ReplyInvalid(from, wire::InvalidReason::kUnknownPeer, "routing id does not match the key");
+      return;
+    }
+  }
+  if (auto* inspect = std::get_if<Inspect>(&m)) {
+    // Sessionless (tools); CurveZMQ, when on, admitted only listed keys.
+    auto it = volumes_.find(inspect->volume.ToString());
+    InspectReply r;
+    r.volume = inspect->volume;
+    r.offset = inspect->offset;
+    if (it != volumes_.end()) r = it->second->Inspect(*inspect);
+    Reply(from, r);
+    return;
+  }
+  if (auto* hello = std::get_if<Hello>(&m)) {
+    if (p == nullptr || hello->host_id != from) {
+      spdlog::warn("replication: HELLO from unknown host {}", QuoteForError(hello->host_id));
+      ReplyInvalid(from, wire::InvalidReason::kUnknownPeer,
+                   "host " + hello->host_id + " shares no volume with " + opt_.host_id);
+      return;
+    }
+    if (p->in_incarnation != 0 && p->in_incarnation != hello->incarnation) PeerRestarted(*p);
+    p->in_incarnation = hello->incarnation;
+    p->in_session = true;
+    p->bad_frames = 0;
+    Seen(*p);
+    Reply(from, HelloAck{opt_.host_id, incarnation_, opt_.cluster.settings.max_data});
+    return;
+  }
+  if (p == nullptr || !p->in_session) {
+    ReplyInvalid(from, wire::InvalidReason::kNoSession, "send HELLO first");
+    return;
+  }
+  Seen(*p);
+  p->bad_frames = 0;
+  if (auto* hb = std::get_if<Heartbeat>(&m)) {
+    if (hb->incarnation != p->in_incarnation) {
+      PeerRestarted(*p);
+      p->in_incarnation = hb->incarnation;
+    }
+    return;
+  }
+  auto volume_of = [&](const Uuid& u) -> VolumeState* {
+    VolumeState* vs = FindVolume(u);
+    if (vs == nullptr || !vs->replica->entry().HasReplica(from)) return nullptr;
+    return vs;
+  };
+  if (auto* r = std::get_if<Replicate>(&m)) {
+    VolumeState* vs = volume_of(r->volume);
+    if (vs == nullptr) {
+      Reply(from, Ack{r->volume, 0, 0,
+                      FindVolume(r->volume) ? wire::AckStatus::kNotReplica
+                                            : wire::AckStatus::kUnknownVolume});
+      return;
+    }
+    const bool was_primary = vs->replica->View().role == Role::kPrimary;
+    ReplicaAnswer a = vs->replica->OnReplicate(*r);
+    if (a.reply) Reply(from, *a.reply);
+    if (a.changed) dirty_ = true;
+    if (was_primary && vs->replica->View().role != Role::kPrimary) vs->tracks.clear();
+    return;
+  }
+  if (auto* c = std::get_if<ResyncChunk>(&m)) {
+    VolumeState* vs = volume_of(c->volume);
+    if (vs == nullptr) return;
+    ReplicaAnswer a = vs->replica->OnResyncChunk(*c);
+    if (a.reply) Reply(from, *a.reply);
+    if (a.changed) dirty_ = true;
+    return;
+  }
+  if (auto* d = std::get_if<ResyncDone>(&m)) {
+    VolumeState* vs = volume_of(d->volume);
+    if (vs == nullptr) return;
+    ReplicaAnswer a = vs->replica->OnResyncDone(*d);
+    if (a.reply) Reply(from, *a.reply);
+    dirty_ = true;
+    if (vs->election && vs->election->adopting && vs->election->source == from &&
+        d->epoch == vs->election->epoch && a.reply && std::holds_alternative<Ack>(*a.reply) &&
+        std::get<Ack>(*a.reply).status == wire::AckStatus::kOk) {
+      spdlog::info("volume {}: adopted the copy of {} (sequence {})", vs->replica->entry().name,
+                   from, d->sequence);
+      BecomePrimary(vs->replica->uuid().ToString(), *vs);
+    }
+    return;
+  }
+  if (auto* prop = std::get_if<EpochPropose>(&m)) {
+    VolumeState* vs = FindVolume(prop->volume);
+    if (vs == nullptr) {
+      Reply(from, EpochReject{prop->volume, prop->proposed_epoch, 0, 0, 0,
+                              wire::RejectReason::kUnknownVolume});
+      return;
+    }
+    const Role before = vs->replica->View().role;
+    Message answer = vs->replica->OnPropose(*prop, from);
+    const Role after = vs->replica->View().role;
+    if ((before == Role::kPrimary || before == Role::kCandidate) && after != before) {
+      vs->tracks.clear();
+      if (vs->election) FinishElection(*vs, PromoteResult::kSuperseded);
+    }
+    spdlog::info("volume {}: {} epoch {} proposed by {}", vs->replica->entry().name,
+                 std::holds_alternative<EpochAccept>(answer) ? "accepted" : "rejected",
+                 prop->proposed_epoch, from);
+    Reply(from, answer);
+    dirty_ = true;
+    return;
+  }
+  if (auto* req = std::get_if<ResyncRequest>(&m)) {
+    VolumeState* vs = volume_of(req->volume);
+    if (vs == nullptr) return;
+    const VolumeView v = vs->replica->View();
+    if (v.role == Role::kPrimary && req->epoch == v.epoch) {
+      Track& t = vs->tracks[from];
+      if (req->since_sequence != 0) t.since = req->since_sequence;
+      if (t.state != ReplicaLinkState::kSyncing) StartResync(*vs, from, t);
+      return;
+    }
+    auto cand = vs->replica->AcceptedCandidate(req->epoch);
+    if (cand && *cand == from) {
+      // Adoption: this voter holds the freshest copy; send all of it.
+      SourceResync s;
+      s.target = from;
+      s.epoch = req->epoch;
+      s.seq = v.content_seq;
+      s.chunk_count = vs->replica->ChunkCount(req->chunk_size);
+      vs->sources.erase(std::remove_if(vs->sources.begin(), vs->sources.end(),
+                                       [&](const SourceResync& o) { return o.target == from; }),
+                        vs->sources.end());
+      vs->sources.push_back(s);
+      spdlog::info("volume {}: sending my copy (sequence {}) to candidate {} of epoch {}",
+                   vs->replica->entry().name, s.seq, from, req->epoch);
+    }
+    return;
+  }
+  // Answers belong on the DEALER side; a peer sending them here is confused.
+  ReplyInvalid(from, wire::InvalidReason::kMalformed,
+               std::string(TypeName(static_cast<uint8_t>(TypeOf(m)))) + " is not a request");
+}
+
+void Engine::IoThread::HandleDealer(Peer& p) {
+  for (int budget = 0; budget < 1024; ++budget) {
+    zmq::message_t msg;
+    try {
+      if (!p.dealer->recv(msg, zmq::recv_flags::dontwait)) return;
+      while (msg.more()) {
+        zmq::message_t extra;
+        (void)p.dealer->recv(extra, zmq::recv_flags::none);
+        msg.swap(extra);
+      }
+    } catch (const zmq::error_t& e) {
+      spdlog::warn("replication: receive from {}: {}", p.id, e.what());
+      return;
+    }
+    ++frames_in_;
+    auto decoded = Decode(AsBytes(msg), limits_);
+    if (!decoded.ok()) {
+      ++frames_refused_;
+      spdlog::warn("replication: refused a frame from {}: {}", p.id, decoded.status().message());
+      if (++p.bad_frames >= kMaxBadFrames) LoseSession(p, "too many bad frames");
+      continue;
+    }
+    Seen(p);
+    OnDealerFrame(p, *decoded);
+  }
+}
+
+void Engine::IoThread::OnDealerFrame(Peer& p, const Message& m) {
+  if (auto* ack = std::get_if<HelloAck>(&m)) {
+    if (ack->host_id != p.id) {
+      spdlog::warn("replication: {} answered HELLO as {}", p.id, QuoteForError(ack->host_id));
+      return;
+    }
+    if (!p.out_session) spdlog::info("replication: session to {} open", p.id);
+    p.out_session = true;
+    p.bad_frames = 0;
+    dirty_ = true;
+    // An election in progress asks this newcomer too.
+    for (auto& [key, vs] : vstate_) {
+      if (vs.election && !vs.election->adopting && !vs.election->confirming &&
+          vs.replica->entry().HasReplica(p.id) && vs.election->asked.insert(p.id).second) {
+        const VolumeView v = vs.replica->View();
+        (void)SendTo(p, EpochPropose{vs.replica->uuid(), vs.election->epoch, v.content_epoch,
+                                     v.content_seq, opt_.host_id});
+      }
+    }
+    return;
+  }
+  if (auto* inv = std::get_if<Invalid>(&m)) {
+    ++frames_refused_;
+    spdlog::warn("replication: {} refused our frame: {} ({})", p.id, inv->text,
+                 static_cast<uint32_t>(inv->reason));
+    if (inv->reason == wire::InvalidReason::kNoSession ||
+        inv->reason == wire::InvalidReason::kUnknownPeer) {
+      LoseSession(p, "peer has no session for us");
+    }
+    return;
+  }
+  if (auto* a = std::get_if<Ack>(&m)) {
+    OnAck(p, *a);
+    return;
+  }
+  if (auto* g = std::get_if<Gap>(&m)) {
+    VolumeState* vs = FindVolume(g->volume);
+    if (vs == nullptr) return;
+    const VolumeView v = vs->replica->View();
+    if (v.role != Role::kPrimary || g->epoch != v.epoch) return;
+    Track& t = vs->tracks[p.id];
+    if (t.state == ReplicaLinkState::kSyncing) return;
+    t.since = g->expected_sequence > 0 ? std::optional<uint64_t>(g->expected_sequence - 1)
+                                       : std::nullopt;
+    MarkOutdated(*vs, p.id, t, "reported a gap");
+    if (p.out_session) StartResync(*vs, p.id, t);
+    return;
+  }
+  if (auto* acc = std::get_if<EpochAccept>(&m)) {
+    VolumeState* vs = FindVolume(acc->volume);
+    if (vs == nullptr || !vs->election || vs->election->epoch != acc->epoch) return;
+    vs->election->accepts[p.id] = {acc->last_epoch, acc->last_sequence};
+    CheckElection(vs->replica->uuid().ToString(), *vs);
+    return;
+  }
+  if (auto* rej = std::get_if<EpochReject>(&m)) {
+    VolumeState* vs = FindVolume(rej->volume);
+    if (vs == nullptr || !vs->election || vs->election->epoch != rej->proposed_epoch) return;
+    if (rej->promised_epoch >= rej->proposed_epoch) {
+      spdlog::warn("volume {}: {} promised epoch {} already: giving up epoch {}",
+                   vs->replica->entry().name, p.id, rej->promised_epoch, rej->proposed_epoch);
+      vs->replica->StepDown(false, rej->promised_epoch);
+      FinishElection(*vs, PromoteResult::kSuperseded);
+    }
+    return;
+  }
+  // HEARTBEAT answers are not expected; INSPECT_REPLY belongs to tools.
+}
+
+void Engine::IoThread::OnAck(Peer& p, const Ack& a) {
+  VolumeState* vs = FindVolume(a.volume);
+  if (vs == nullptr) return;
+  const VolumeView v = vs->replica->View();
+  if (a.status == wire::AckStatus::kStaleEpoch) {
+    if (a.epoch > v.epoch) {
+      spdlog::warn("volume {}: {} is at epoch {}: this host ({} of epoch {}) is fenced",
+                   vs->replica->entry().name, p.id, a.epoch, RoleName(v.role), v.epoch);
+      vs->replica->StepDown(/*fenced=*/true, a.epoch);
+      vs->tracks.clear();
+      if (vs->election) FinishElection(*vs, PromoteResult::kSuperseded);
+      dirty_ = true;
+    }
+    return;
+  }
+  if (v.role != Role::kPrimary || a.epoch != v.epoch) return;
+  auto it = vs->tracks.find(p.id);
+  if (it == vs->tracks.end()) return;
+  Track& t = it->second;
+  if (a.status != wire::AckStatus::kOk) {
+    MarkOutdated(*vs, p.id, t, "refused a frame");
+    return;
+  }
+  t.acked = std::max(t.acked, a.acked_sequence);
+  if (t.state == ReplicaLinkState::kSyncing && t.done_sent && t.acked >= t.done_seq) {
+    t.state = ReplicaLinkState::kInSync;
+    t.chunks.clear();
+    spdlog::info("volume {}: replica {} in sync at sequence {}", vs->replica->entry().name, p.id,
+                 t.acked);
+    dirty_ = true;
+    UpdateServing(*vs);
+  }
+  if (t.ack_wait_seq != 0 && t.acked >= t.ack_wait_seq) t.ack_wait_seq = 0;
+  RecomputeDurable(*vs);
+}
+
+void Engine::IoThread::Seen(Peer& p) {
+  p.last_seen = clock_.Now();
+  p.last_seen_wall_ms = static_cast<uint64_t>(
+      std::chrono::duration_cast<milliseconds>(clock_.WallNow()).count());
+  if (!p.up) {
+    p.up = true;
+    dirty_ = true;
+    spdlog::info("replication: peer {} up", p.id);
+    for (auto& [key, vs] : vstate_) {
+      auto it = vs.tracks.find(p.id);
+      if (it != vs.tracks.end() && it->second.state == ReplicaLinkState::kDown) {
+        it->second.state = ReplicaLinkState::kOutdated;
+      }
+    }
+  }
+}
+
+void Engine::IoThread::PeerRestarted(Peer& p) {
+  spdlog::warn("replication: peer {} restarted (new incarnation): its copies need a full resync",
+               p.id);
+  for (auto& [key, vs] : vstate_) {
+    auto it = vs.tracks.find(p.id);
+    if (it == vs.tracks.end()) continue;
+    it->second.acked = 0;
+    it->second.since.reset();
+    MarkOutdated(vs, p.id, it->second, "restarted");
+  }
+  // Our DEALER's session died with the old process.
+  LoseSession(p, "peer restarted");
+}
+
+void Engine::IoThread::LoseSession(Peer& p, std::string_view why) {
+  spdlog::info("replication: session to {} re-opened: {}", p.id, why);
+  p.out_session = false;
+  p.bad_frames = 0;
+  for (auto& [key, vs] : vstate_) {
+    auto it = vs.tracks.find(p.id);
+    if (it != vs.tracks.end() && it->second.state != ReplicaLinkState::kDown) {
+      MarkOutdated(vs, p.id, it->second, why);
+    }
+  }
+  SendHello(p);
+}
+
+// ---- the primary's data path ----------------------------------------------
+
+void Engine::IoThread::MarkOutdated(VolumeState& vs, const std::string& host, Track& t,
+                                    std::string_view why) {
+  if (t.state == ReplicaLinkState::kOutdated || t.state == ReplicaLinkState::kDown) return;
+  spdlog::warn("volume {}: replica {} outdated: {}", vs.replica->entry().name, host, why);
+  t.state = ReplicaLinkState::kOutdated;
+  if (!t.since) t.since = t.acked;
+  t.chunks.clear();
+  t.done_sent = false;
+  t.ack_wait_seq = 0;
+  dirty_ = true;
+  UpdateServing(vs);
+  RecomputeDurable(vs);
+}
+
+void Engine::IoThread::FanOut() {
+  for (auto& [key, vs] : vstate_) {
+    std::deque<Outgoing> out = vs.replica->TakeOutbox();
+    if (out.empty()) continue;
+    const VolumeView v = vs.replica->View();
+    if (v.role != Role::kPrimary) continue;
+    for (const Outgoing& o : out) {
+      const bool asks_ack = (static_cast<uint16_t>((*o.frame)[6]) & wire::kFlagAckRequested) != 0;
+      for (auto& [host, t] : vs.tracks) {
+        if (t.state != ReplicaLinkState::kInSync && t.state != ReplicaLinkState::kSyncing) continue;
+        Peer* p = FindPeer(host);
+        if (p == nullptr || !p->out_session || !SendFrameTo(*p, *o.frame)) {
+          MarkOutdated(vs, host, t, "cannot queue a frame to it");
+          continue;
+        }
+        if (asks_ack && t.state == ReplicaLinkState::kInSync && t.ack_wait_seq == 0) {
+          t.ack_wait_seq = o.sequence;
+          t.ack_wait_since = clock_.Now();
+        }
+      }
+      vs.sent = o.sequence;
+    }
+    if (vs.replica->entry().policy == Policy::kAsync) {
+      vs.replica->SetDurable(vs.sent);
+    } else {
+      RecomputeDurable(vs);
+    }
+  }
+}
+
+void Engine::IoThread::RecomputeDurable(VolumeState& vs) {
+  const VolumeView v = vs.replica->View();
+  if (v.role != Role::kPrimary || vs.replica->entry().policy == Policy::kAsync) return;
+  // Acknowledged: applied by every in-sync replica and by a majority
+  // (the primary counts itself, holding everything it assigned).
+  std::vector<uint64_t> held{v.content_seq};
+  uint64_t min_in_sync = UINT64_MAX;
+  for (auto& [host, t] : vs.tracks) {
+    if (t.state != ReplicaLinkState::kInSync) continue;
+    held.push_back(t.acked);
+    min_in_sync = std::min(min_in_sync, t.acked);
+  }
+  const size_t need = Required(vs);
+  if (held.size() < need) return;
+  std::sort(held.begin(), held.end(), std::greater<>());
+  const uint64_t by_majority = held[need - 1];
+  vs.replica->SetDurable(std::min(by_majority, min_in_sync));
+}
+
+void Engine::IoThread::UpdateServing(VolumeState& vs) {
+  const VolumeView v = vs.replica->View();
+  if (v.role != Role::kPrimary) return;
+  size_t in_sync = 1;
+  for (auto& [host, t] : vs.tracks) in_sync += t.state == ReplicaLinkState::kInSync ? 1 : 0;
+  const bool serving = in_sync >= Required(vs);
+  if (serving != v.serving) {
+    vs.replica->SetServing(serving);
+    dirty_ = true;
+    spdlog::info("volume {}: {} (epoch {}, {} of {} hosts in sync)", vs.replica->entry().name,
+                 serving ? "serving" : "not serving: no majority in sync", v.epoch, in_sync,
+                 vs.replica->entry().replicas.size());
+  }
+  if (serving && vs.election && vs.election->confirming) FinishElection(vs, PromoteResult::kOk);
+}
+
+void Engine::IoThread::StartResync(VolumeState& vs, const std::string& host, Track& t) {
+  const VolumeView v = vs.replica->View();
+  if (v.role != Role::kPrimary) return;
+  // Everything queued so far goes out first; chunks cover the rest.
+  FanOut();
+  const uint32_t chunk = opt_.cluster.settings.resync_chunk;
+  std::optional<std::vector<uint32_t>> dirty;
+  if (t.since) dirty = vs.replica->ChunksSince(*t.since);
+  t.chunks.clear();
+  if (dirty) {
+    t.chunks = std::move(*dirty);
+  } else {
+    t.chunks.resize(vs.replica->ChunkCount(chunk));
+    for (uint32_t i = 0; i < t.chunks.size(); ++i) t.chunks[i] = i;
+  }
+  t.next_chunk = 0;
+  t.done_sent = false;
+  t.state = ReplicaLinkState::kSyncing;
+  t.ack_wait_seq = 0;
+  spdlog::info("volume {}: resync of {} started: {} ({} of {} chunks)", vs.replica->entry().name,
+               host, dirty ? "dirty chunks since sequence " + std::to_string(*t.since) : "full copy",
+               t.chunks.size(), vs.replica->ChunkCount(chunk));
+  t.since.reset();
+  dirty_ = true;
+}
+
+void Engine::IoThread::DriveResyncs() {
+  const uint32_t chunk = opt_.cluster.settings.resync_chunk;
+  for (auto& [key, vs] : vstate_) {
+    const VolumeView v = vs.replica->View();
+    if (v.role == Role::kPrimary) {
+      for (auto& [host, t] : vs.tracks) {
+        if (t.state != ReplicaLinkState::kSyncing || t.done_sent) continue;
+        Peer* p = FindPeer(host);
+        if (p == nullptr || !p->out_session) {
+          MarkOutdated(vs, host, t, "session lost during resync");
+          continue;
+        }
+        size_t sent = 0;
+        while (t.next_chunk < t.chunks.size() && sent < kChunksPerRound) {
+          ResyncChunk c = vs.replica->ReadChunk(v.epoch, chunk, t.chunks[t.next_chunk]);
+          c.last = t.next_chunk + 1 == t.chunks.size();
+          if (!SendTo(*p, c)) break;  // queue full: next round
+          ++t.next_chunk;
+          ++sent;
+        }
+        if (sent > 0) dirty_ = true;
+        if (t.next_chunk == t.chunks.size()) {
+          // Every REPLICATE after the resync started went to this replica
+          // too, so it holds everything through what has been sent.
+          FanOut();
+          ResyncDone d{vs.replica->uuid(), v.epoch, vs.sent,
+                       static_cast<uint32_t>(t.chunks.size())};
+          if (SendTo(*p, d)) {
+            t.done_sent = true;
+            t.done_seq = d.sequence;
+          }
+        }
+      }
+    }
+    // Adoption sources (this host is a voter feeding a candidate).
+    for (auto it = vs.sources.begin(); it != vs.sources.end();) {
+      Peer* p = FindPeer(it->target);
+      if (p == nullptr || !p->out_session) {
+        it = vs.sources.erase(it);
+        continue;
+      }
+      size_t sent = 0;
+      while (it->next < it->chunk_count && sent < kChunksPerRound) {
+        ResyncChunk c = vs.replica->ReadChunk(it->epoch, chunk, it->next);
+        c.last = it->next + 1 == it->chunk_count;
+        if (!SendTo(*p, c)) break;
+        ++it->next;
+        ++sent;
+      }
+      if (it->next == it->chunk_count &&
+          SendTo(*p, ResyncDone{vs.replica->uuid(), it->epoch, it->seq, it->chunk_count})) {
+        it = vs.sources.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+}
+
+// ---- timers ----------------------------------------------------------------
+
+void Engine::IoThread::Tick() {
+  const Nanos now = clock_.Now();
+  const auto& s = opt_.cluster.settings;
+  const Nanos hb = milliseconds(s.heartbeat_interval_ms);
+  const Nanos expiry = milliseconds(s.peer_expiry_ms);
+  for (auto& [id, p] : peers_) {
+    if (!p.out_session) {
+      if (now - p.hello_sent >= hb) SendHello(p);
+    } else if (now - p.last_sent >= hb) {
+      (void)SendTo(p, Heartbeat{incarnation_, ++p.heartbeat_counter});
+    }
+    if (p.up && now - p.last_seen > expiry) {
+      p.up = false;
+      dirty_ = true;
+      spdlog::warn("replication: peer {} down (silent for {} ms)", id, s.peer_expiry_ms);
+      for (auto& [key, vs] : vstate_) {
+        auto it = vs.tracks.find(id);
+        if (it == vs.tracks.end()) continue;
+        MarkOutdated(vs, id, it->second, "peer down");
+        it->second.state = ReplicaLinkState::kDown;
+      }
+    }
+  }
+  for (auto& [key, vs] : vstate_) {
+    const VolumeView v = vs.replica->View();
+    if (v.role == Role::kPrimary) {
+      for (auto& [host, t] : vs.tracks) {
+        Peer* p = FindPeer(host);
+        if (t.state == ReplicaLinkState::kInSync && t.ack_wait_seq != 0 &&
+            now - t.ack_wait_since > expiry) {
+          MarkOutdated(vs, host, t, "no acknowledgement within peer-expiry-ms");
+        }
+        if (t.state == ReplicaLinkState::kOutdated && p != nullptr && p->out_session && p->up) {
+          StartResync(vs, host, t);
+        }
+      }
+    }
+    if (vs.startup_proposal && !vs.election) {
+      size_t reachable = 1;
+      for (const std::string& h : vs.replica->entry().replicas) {
+        const Peer* p = FindPeer(h);
+        reachable += (p != nullptr && p->out_session) ? 1 : 0;
+      }
+      if (reachable >= vs.replica->entry().majority()) {
+        vs.startup_proposal = false;
+        if (v.role != Role::kPrimary) StartElection(key, false, 0);
+      }
+    }
+    if (vs.election && now >= vs.election->deadline) {
+      if (vs.election->force && !vs.election->adopting && !vs.election->confirming) {
+        // Forced: decide with whatever answered.
+        CheckElection(key, vs, /*at_deadline=*/true);
+      } else {
+        spdlog::warn("volume {}: epoch {} not {} in time", vs.replica->entry().name,
+                     vs.election->epoch, vs.election->confirming ? "confirmed" : "accepted");
+        vs.replica->StepDown(false, vs.election->epoch);
+        vs.tracks.clear();
+        FinishElection(vs, PromoteResult::kNoMajority);
+      }
+    }
+  }
+}
+
+// ---- elections ---------------------------------------------------------------
+
+void Engine::IoThread::StartElection(const std::string& key, bool force, uint64_t request) {
+  auto it = vstate_.find(key);
+  if (it == vstate_.end()) return;
+  VolumeState& vs = it->second;
+  if (vs.election) {
+    // One at a time; the newer request replaces the older's report.
+    vs.election->request = std::max(vs.election->request, request);
+    vs.election->force = vs.election->force || force;
+    return;
+  }
+  auto e = vs.replica->BeginCandidacy();
+  if (!e.ok()) {
+    spdlog::error("volume {}: {}", vs.replica->entry().name, e.status().ToString());
+    vs.promote_completed = std::max(vs.promote_completed, request);
+    vs.promote_result = PromoteResult::kError;
+    dirty_ = true;
+    return;
+  }
+  vs.tracks.clear();
+  Election el;
+  el.epoch = *e;
+  el.force = force;
+  el.request = request;
+  el.deadline = clock_.Now() + opt_.election_timeout;
+  el.self_votes = vs.replica->View().vouch || force;
+  vs.election = std::move(el);
+  spdlog::info("volume {}: proposing epoch {}{}", vs.replica->entry().name, *e,
+               force ? " (forced)" : "");
+  const VolumeView v = vs.replica->View();
+  for (const std::string& h : vs.replica->entry().replicas) {
+    Peer* p = FindPeer(h);
+    if (p == nullptr || !p->out_session) continue;
+    vs.election->asked.insert(h);
+    (void)SendTo(*p, EpochPropose{vs.replica->uuid(), *e, std::min(v.content_epoch, *e - 1),
+                                  v.content_seq, opt_.host_id});
+  }
+  dirty_ = true;
+  CheckElection(key, vs);
+}
+
+void Engine::IoThread::CheckElection(const std::string& key, VolumeState& vs, bool at_deadline) {
+  Election& el = *vs.election;
+  if (el.adopting || el.confirming) return;
+  const size_t votes = (el.self_votes ? 1 : 0) + el.accepts.size();
+  const bool all_answered = el.accepts.size() + 1 >= vs.replica->entry().replicas.size();
+  if (votes < vs.replica->entry().majority() && !(el.force && (all_answered || at_deadline))) {
+    return;
+  }
+  // Adopt the freshest copy among the voters.
+  const VolumeView v = vs.replica->View();
+  std::pair<uint64_t, uint64_t> best{0, 0};
+  std::string source;
+  if (el.self_votes) best = {v.content_epoch, v.content_seq};
+  for (const auto& [host, pos] : el.accepts) {
+    if (pos > best) {
+      best = pos;
+      source = host;
+    }
+  }
+  if (source.empty()) {
+    BecomePrimary(key, vs);
+    return;
+  }
+  Peer* p = FindPeer(source);
+  if (p == nullptr) return;
+  el.adopting = true;
+  el.source = source;
+  el.deadline = clock_.Now() + std::max<Nanos>(opt_.election_timeout, std::chrono::seconds(60));
+  spdlog::info("volume {}: adopting the copy of {} (epoch {} sequence {})",
+               vs.replica->entry().name, source, best.first, best.second);
+  (void)SendTo(*p, ResyncRequest{vs.replica->uuid(), el.epoch, 0,
+                                 opt_.cluster.settings.resync_chunk});
+}
+
+void Engine::IoThread::BecomePrimary(const std::string& key, VolumeState& vs) {
+  (void)key;
+  Election& el = *vs.election;
+  vs.replica->BecomePrimary(el.epoch, el.force && el.accepts.size() + 1 <
+                                                      vs.replica->entry().majority());
+  el.adopting = false;
+  el.confirming = true;
+  el.deadline = clock_.Now() + std::max<Nanos>(opt_.election_timeout, std::chrono::seconds(60));
+  vs.sent = vs.replica->View().content_seq;
+  vs.tracks.clear();
+  for (const std::string& h : vs.replica->entry().replicas) {
+    if (h == opt_.host_id) continue;
+    Track t;
+    const Peer* p = FindPeer(h);
+    t.state = p != nullptr && p->up ? ReplicaLinkState::kOutdated : ReplicaLinkState::kDown;
+    vs.tracks.emplace(h, t);
+  }
+  dirty_ = true;
+  // Confirmation: serving once a majority holds the adopted copy (resyncs
+  // start on the next tick).
+  UpdateServing(vs);
+}
+
+void Engine::IoThread::FinishElection(VolumeState& vs, PromoteResult r) {
+  if (!vs.election) return;
+  spdlog::info("volume {}: election of epoch {}: {}", vs.replica->entry().name,
+               vs.election->epoch, PromoteResultName(r));
+  if (vs.election->request != 0) {
+    vs.promote_completed = std::max(vs.promote_completed, vs.election->request);
+    vs.promote_result = r;
+  }
+  vs.election.reset();
+  dirty_ = true;
+}
+
+// ---- status --------------------------------------------------------------------
+
+void Engine::IoThread::PublishStatus() {
+  dirty_ = false;
+  EngineStatus st;
+  for (auto& [key, vs] : vstate_) {
+    VolumeStatus v;
+    v.entry = vs.replica->entry();
+    v.view = vs.replica->View();
+    v.promote_completed = vs.promote_completed;
+    v.promote_result = vs.promote_result;
+    if (v.view.role == Role::kPrimary) {
+      for (auto& [host, t] : vs.tracks) {
+        ReplicaStatus r;
+        r.host = host;
+        r.state = t.state;
+        r.acked = t.acked;
+        if (t.state == ReplicaLinkState::kSyncing && !t.chunks.empty()) {
+          r.progress = static_cast<uint32_t>(t.next_chunk * 100 / t.chunks.size());
+        } else if (t.state == ReplicaLinkState::kInSync) {
+          r.progress = 100;
+        }
+        v.replicas.push_back(r);
+      }
+    }
+    st.volumes.push_back(std::move(v));
+  }
+  for (auto& [id, p] : peers_) {
+    st.peers.push_back(PeerStatus{id, p.endpoint, p.up ? "up" : "down", p.last_seen_wall_ms});
+  }
+  st.frames_in = frames_in_;
+  st.frames_refused = frames_refused_ + (zap_ ? zap_->refused() : 0);
+  {
+    std::lock_guard lock(status_mu_);
+    status_ = std::move(st);
+  }
+  if (opt_.on_change) opt_.on_change();
+}
+
+// ---------------------------------------------------------------------------
+// Engine.
+
+Engine::Engine(EngineOptions options) : options_(std::move(options)) {}
+
+Engine::~Engine() { (void)Shutdown(); }
+
+Result<std::unique_ptr<Engine>> Engine::Start(EngineOptions options) {
+  std::unique_ptr<Engine> e(new Engine(std::move(options)));
+  for (const VolumeEntry& v : e->options_.cluster.volumes) {
+    if (!v.HasReplica(e->options_.host_id)) continue;
+    Engine* self = e.get();
+    auto replica = std::make_shared<VolumeReplica>(
+        v, e->options_.host_id, e->options_.cluster.settings, e->options_.state_dir,
+        SystemClock::Instance(), [self] {
+          if (self->io_) self->io_->Wake();
+        });
+    if (vnvram::Status s = replica->Load(); !s.ok()) {
+      return s.WithContext("volume " + v.name);
+    }
+    e->volumes_.emplace(v.uuid.ToString(), std::move(replica));
+  }
+  e->io_ = std::make_unique<IoThread>(e->options_, e->volumes_);
+  VNVRAM_RETURN_IF_ERROR(e->io_->Open(&e->bound_));
+  e->io_->Start();
+  spdlog::info("replication: host {} bound {}", e->options_.host_id, e->bound_);
+  return e;
+}
+
+std::shared_ptr<VolumeReplica> Engine::Find(const Uuid& uuid) const {
+  auto it = volumes_.find(uuid.ToString());
+  return it == volumes_.end() ? nullptr : it->second;
+}
+
+Result<std::unique_ptr<backend::PersistSink>> Engine::AttachRegion(const Uuid& uuid,
+                                                                    std::span<std::byte> region) {
+  auto v = Find(uuid);
+  if (!v) return vnvram::Status::NotFound("volume " + uuid.ToString() + " is not replicated here");
+  if (region.size() != v->entry().size) {
+    return vnvram::Status::InvalidArgument(
+        "volume " + v->entry().name + " is " + std::to_string(v->entry().size) +
+        " bytes in the cluster file, not " + std::to_string(region.size()));
+  }
+  return std::unique_ptr<backend::PersistSink>(
+      new ReplicatingPersistSink(v, region, options_.persist_timeout));
+}
+
+void Engine::Promote(const Uuid& uuid, bool force, uint64_t request) {
+  const std::string key = uuid.ToString();
+  if (!io_ || shut_down_) return;
+  io_->Post([this, key, force, request] { io_->StartElection(key, force, request); });
+}
+
+EngineStatus Engine::GetStatus() const {
+  EngineStatus st = io_ ? io_->Snapshot() : EngineStatus{};
+  // Views are read fresh; the rest is the I/O thread's last snapshot.
+  for (VolumeStatus& v : st.volumes) {
+    if (auto r = Find(v.entry.uuid)) v.view = r->View();
+  }
+  return st;
+}
+
+vnvram::Status Engine::VaultAll(bool only_changed) {
+  vnvram::Status first;
+  for (auto& [key, v] : volumes_) {
+    if (only_changed && v->vault_current()) continue;
+    vnvram::Status s = v->Vault(/*clean=*/false);
+    if (!s.ok()) {
+      spdlog::error("{}", s.ToString());
+      if (first.ok()) first = s;
+    }
+  }
+  return first;
+}
+
+vnvram::Status Engine::Shutdown() {
+  if (shut_down_) return vnvram::Status::Ok();
+  shut_down_ = true;
+  if (io_) io_->Stop();
+  vnvram::Status first;
+  for (auto& [key, v] : volumes_) {
+    vnvram::Status s = v->Vault(/*clean=*/true);
+    if (!s.ok() && first.ok()) first = s;
+  }
+  io_.reset();
+  return first;
+}
+
+}  // namespace vnvram::replication

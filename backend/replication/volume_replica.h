@@ -1,0 +1,192 @@
+// VolumeReplica: one replicated volume on one host: this host's copy of the
+// region (the "engine copy"), its position (content epoch and sequence), its
+// promise, its role, and on the primary the outbox of REPLICATE frames and
+// the durable sequence persists wait for. The replica-side rules (apply in
+// order, fence older epochs, report gaps, resync chunks) live here as pure
+// logic; the engine (engine.h) owns the sockets. Thread-safe: one mutex; ring
+// workers call PersistBatch() while the engine's I/O thread calls the rest.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backend/persist_sink.h"
+#include "backend/replication/cluster_config.h"
+#include "backend/replication/dirty_history.h"
+#include "backend/replication/message.h"
+#include "backend/replication/volume_state_file.h"
+#include "common/clock.h"
+#include "common/result.h"
+
+namespace vnvram::replication {
+
+enum class Role : uint8_t {
+  kReplica,    // holds a copy; applies what the primary sends
+  kCandidate,  // asked the group for a new epoch; not serving yet
+  kPrimary,    // primary of epoch(); serving() once a majority holds its content
+  kFenced,     // was primary, saw a newer epoch; refuses persists
+};
+std::string_view RoleName(Role r);
+
+// One REPLICATE frame queued by a persist, for the engine to fan out.
+struct Outgoing {
+  uint64_t sequence = 0;
+  std::shared_ptr<const Bytes> frame;  // encoded once, sent to every peer
+};
+
+// What the replica side answers to one frame (nothing, an ACK or a GAP).
+struct ReplicaAnswer {
+  std::optional<Message> reply;
+  bool changed = false;  // position or promise moved (publish status)
+};
+
+// A snapshot for status publishing.
+struct VolumeView {
+  Role role = Role::kReplica;
+  bool serving = false;
+  bool vouch = false;
+  bool forced = false;
+  uint64_t epoch = 0;  // the epoch this host serves or follows (its promise)
+  uint64_t promise = 0;
+  uint64_t content_epoch = 0;
+  uint64_t content_seq = 0;
+  uint64_t durable_seq = 0;
+  uint64_t syncing_epoch = 0;  // non-zero while receiving a resync
+};
+
+class VolumeReplica {
+ public:
+  // `state_dir` holds the vault and the state file; `wake` tells the engine
+  // that the outbox has frames (called without the lock held).
+  VolumeReplica(VolumeEntry entry, std::string self, const ReplicationSettings& settings,
+                std::string state_dir, const Clock& clock, std::function<void()> wake);
+  VolumeReplica(const VolumeReplica&) = delete;
+  VolumeReplica& operator=(const VolumeReplica&) = delete;
+
+  const VolumeEntry& entry() const { return entry_; }
+  const Uuid& uuid() const { return entry_.uuid; }
+
+  // Start-up: restores the copy from the vault and the position, promise and
+  // vouching from the state file (docs/replication.md "Vouching"), then
+  // marks the state file not-clean. kCorruption for a bad vault or state.
+  Status Load();
+  // Writes the vault of the copy and the state file (`clean` on shutdown).
+  Status Vault(bool clean);
+  bool vault_current() const;
+
+  // ---- ring worker side (any thread) ----
+
+  // The guest's region: the copy is written into it now, and persists copy
+  // from it. Cleared by DetachRegion (the region is being freed).
+  void AttachRegion(std::span<std::byte> region);
+  void DetachRegion();
+  // Group commit of `ranges` of the attached region: copies them into the
+  // copy and the outbox under new sequences, then waits per policy until
+  // durable (sync) or sent (async). kFailedPrecondition when this host is not
+  // the serving primary (fenced, replica), kUnavailable when the replicas do
+  // not answer within `timeout`.
+  Result<uint64_t> PersistBatch(std::span<const backend::ByteRange> ranges, Nanos timeout);
+  uint64_t DurableSeq() const;
+
+  // ---- engine I/O thread ----
+
+  VolumeView View() const;
+  std::deque<Outgoing> TakeOutbox();
+  // Raises the durable sequence (sync: acknowledged per the majority rule;
+  // async: sent) and wakes waiting persists.
+  void SetDurable(uint64_t seq);
+  uint64_t last_assigned() const;
+
+  // Replica side of REPLICATE, RESYNC_CHUNK, RESYNC_DONE.
+  ReplicaAnswer OnReplicate(const Replicate& m);
+  ReplicaAnswer OnResyncChunk(const ResyncChunk& m);
+  ReplicaAnswer OnResyncDone(const ResyncDone& m);
+  // A read of the copy for INSPECT (data empty when out of range).
+  InspectReply Inspect(const Inspect& m) const;
+  // A chunk of the copy for a resync, stamped with the current sequence.
+  ResyncChunk ReadChunk(uint64_t epoch, uint32_t chunk_size, uint32_t index) const;
+  // Chunks written since `since` in the current epoch, or nullopt.
+  std::optional<std::vector<uint32_t>> ChunksSince(uint64_t since) const;
+  uint32_t ChunkCount(uint32_t chunk_size) const;
+
+  // Elections. BeginCandidacy promises promise+1 (state file, fsync) and
+  // returns the epoch; kIoError when the state cannot be written.
+  Result<uint64_t> BeginCandidacy();
+  // A voter's side of EPOCH_PROPOSE: accept or reject (and step down).
+  Message OnPropose(const EpochPropose& m, std::string_view from);
+  // The candidate won epoch `e` with content adopted: becomes primary at
+  // the copy's current sequence (or above the durable sequence); `forced`
+  // lowers the majority to one (operator's decision).
+  void BecomePrimary(uint64_t e, bool forced);
+  // Gives up a candidacy or steps down; `fenced` marks a primary that saw a
+  // newer epoch (then persists fail until it is resynchronised).
+  void StepDown(bool fenced, uint64_t newer_epoch);
+  void SetServing(bool serving);
+  // The candidate of epoch `e` this host accepted (for adoption resync).
+  std::optional<std::string> AcceptedCandidate(uint64_t e) const;
+  // Raises the promise (after an ACK or reject naming a newer epoch).
+  void ObserveEpoch(uint64_t e);
+
+ private:
+  Status WriteStateLocked(bool clean);
+  void RaisePromiseLocked(uint64_t e);
+  void StepDownLocked(bool fenced);
+  bool InRange(uint64_t offset, uint64_t length) const {
+    return length <= memory_.size() && offset <= memory_.size() - length;
+  }
+
+  const VolumeEntry entry_;
+  const std::string self_;
+  const ReplicationSettings settings_;
+  const std::string state_dir_;
+  const Clock& clock_;
+  const std::function<void()> wake_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::byte> memory_;
+  std::span<std::byte> region_;  // the guest's region when attached here
+  Role role_ = Role::kReplica;
+  bool serving_ = false;
+  bool forced_ = false;
+  bool vouch_ = false;
+  uint64_t promise_ = 0;
+  uint64_t epoch_ = 0;  // epoch of role_ (primary/candidate), else promise_
+  uint64_t content_epoch_ = 0;
+  uint64_t content_seq_ = 0;
+  uint64_t syncing_epoch_ = 0;
+  uint64_t durable_ = 0;
+  uint64_t gap_reported_ = 0;  // the expected sequence last reported (no GAP storms)
+  uint64_t accepted_epoch_ = 0;
+  std::string accepted_candidate_;
+  std::deque<Outgoing> outbox_;
+  DirtyHistory history_;
+  uint64_t vaulted_epoch_ = UINT64_MAX;
+  uint64_t vaulted_seq_ = UINT64_MAX;
+};
+
+// The PersistSink of a replicated volume's region: persists go through the
+// VolumeReplica. Thread-safe (the replica is).
+class ReplicatingPersistSink final : public backend::PersistSink {
+ public:
+  ReplicatingPersistSink(std::shared_ptr<VolumeReplica> replica, std::span<std::byte> region,
+                         Nanos timeout);
+  ~ReplicatingPersistSink() override;
+  Result<uint64_t> Persist(uint64_t offset, uint64_t length) override;
+  Result<uint64_t> PersistBatch(std::span<const backend::ByteRange> ranges) override;
+  uint64_t DurableSeq() const override { return replica_->DurableSeq(); }
+
+ private:
+  const std::shared_ptr<VolumeReplica> replica_;
+  const Nanos timeout_;
+};
+
+}  // namespace vnvram::replication
