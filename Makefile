@@ -61,3 +61,9 @@ demo: configure
 .PHONY: lab
 lab: build
 	tests/lab/run-lab.sh --build-dir $(BUILD)
+
+# Benchmarks (bench/): figures beside their baselines, measured in one run.
+.PHONY: bench
+bench: configure
+	cmake --build $(BUILD) -j$(JOBS) --target vnvram-repl-bench
+	$(BUILD)/bin/vnvram-repl-bench

@@ -49,7 +49,11 @@ std::string ModeString(mode_t mode) {
 // quoted in the error only when `echo` (never for a secret key).
 Status CheckKey(std::string_view z85, std::string_view name, bool echo) {
   std::string prefix(name);
-  if (echo) prefix += " " + Quote(z85);
+  if (echo) {
+    // Two appends: GCC 12 warns falsely (-Wrestrict) on " " + std::string.
+    prefix += ' ';
+    prefix += Quote(z85);
+  }
   if (z85.size() != kZ85KeyLength) {
     return Status::InvalidArgument(prefix + ": a CurveZMQ key is 40 Z85 characters, not " +
                                    std::to_string(z85.size()));
@@ -243,7 +247,7 @@ Status WriteKeyFile(const std::string& path, const CurveKeyPair& pair, bool over
   }
 
   std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
+  if (dir.empty()) dir.push_back('.');  // not `= "."`: GCC 12 -Wrestrict false positive
   std::vector<char> tmp_name(path.begin(), path.end());
   for (char c : std::string_view(".tmp-XXXXXX")) tmp_name.push_back(c);
   tmp_name.push_back('\0');

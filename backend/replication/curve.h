@@ -1,8 +1,7 @@
 // CurveZMQ key pairs for replication links: generation, the per-host key
-// file (format in docs/replication.md, "Security: CurveZMQ and ZAP"), and
-// the socket options that make a ROUTER a CURVE server and a DEALER a CURVE
-// client. Free functions without shared state; thread-safe (a socket passed
-// in must be used by one thread at a time, as ZeroMQ requires).
+// file (docs/replication.md, "Security: CurveZMQ and ZAP") and the options
+// making a ROUTER a CURVE server and a DEALER a CURVE client. Stateless and
+// thread-safe; a socket passed in is used by one thread at a time, as usual.
 #pragma once
 
 #include <string>

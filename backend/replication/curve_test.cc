@@ -643,6 +643,8 @@ BOOST_AUTO_TEST_CASE(ContextTerminationDoesNotWaitForTheHandler) {
   BOOST_TEST_REQUIRE(z.ok(), z.status().ToString());
   ctx.close();
   z->reset();
+  auto after = ZapHandler::Start(ctx, {});
+  BOOST_TEST((after.status().code() == Code::kUnavailable), after.status().ToString());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -75,10 +75,12 @@ Result<std::unique_ptr<ZapHandler>> ZapHandler::Start(
     allowed.emplace(std::string(raw.begin(), raw.end()), host);
   }
 
+  if (ctx.handle() == nullptr) return Status::Unavailable("ZAP handler: the context is closed");
   zmq::socket_t socket;
   try {
     socket = zmq::socket_t(ctx, zmq::socket_type::rep);
   } catch (const zmq::error_t& e) {
+    if (e.num() == ETERM) return Status::Unavailable("ZAP handler: the context is terminated");
     return Status::FromErrno(e.num(), "ZAP handler: create REP socket");
   }
   const int linger = 0;

@@ -1,9 +1,7 @@
-// ZapHandler: the ZAP (RFC 27) authenticator of one ZeroMQ context. It owns
-// a REP socket bound to inproc://zeromq.zap.01 and the thread that answers
-// it: a CURVE client whose public key is allowed is admitted with User-Id =
-// its host id; anything else is refused. Start and the destructor belong to
-// the owning thread; admitted()/refused() are safe from any thread; the
-// RefusedFn runs on the handler's thread.
+// ZapHandler: the ZAP (RFC 27) authenticator of one ZeroMQ context; owns a
+// REP socket on inproc://zeromq.zap.01 and the thread answering it (listed
+// CURVE keys admitted with User-Id = host id). Start/destructor: the owning
+// thread; admitted()/refused(): any thread; RefusedFn: the handler thread.
 #pragma once
 
 #include <atomic>
