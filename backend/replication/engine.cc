@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <deque>
 #include <random>
 #include <set>
@@ -99,6 +100,9 @@ class Engine::IoThread {
     std::string endpoint;
     std::optional<std::string> public_key;
     std::unique_ptr<zmq::socket_t> dealer;
+    std::unique_ptr<zmq::socket_t> monitor;  // handshake events (CurveZMQ only)
+    bool refused = false;                    // the CurveZMQ handshake failed
+    Nanos refused_at{0};
     bool out_session = false;  // HELLO_ACK received on our DEALER
     Nanos hello_sent{-1};
     bool in_session = false;  // HELLO received on our ROUTER
@@ -158,6 +162,8 @@ class Engine::IoThread {
   void RunCommands();
   void HandleRouter();
   void HandleDealer(Peer& p);
+  void HandleMonitor(Peer& p);
+  vnvram::Status OpenDealer(Peer& p);
   void OnRouterFrame(const std::string& from, zmq::message_t& payload);
   void OnDealerFrame(Peer& p, const Message& m);
   bool SendTo(Peer& p, const Message& m);
@@ -203,6 +209,7 @@ class Engine::IoThread {
   std::map<std::string, Peer> peers_;
   std::map<std::string, VolumeState> vstate_;
   int wake_fd_ = -1;
+  uint64_t monitors_ = 0;
   std::thread thread_;
   std::atomic<bool> stop_{false};
   bool dirty_ = true;
@@ -272,21 +279,7 @@ vnvram::Status Engine::IoThread::Open(std::string* bound) {
       p.id = h.id;
       p.endpoint = h.endpoint;
       p.public_key = h.public_key;
-      p.dealer = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::dealer);
-      p.dealer->set(zmq::sockopt::routing_id, opt_.host_id);
-      p.dealer->set(zmq::sockopt::immediate, 1);
-      p.dealer->set(zmq::sockopt::linger, 0);
-      p.dealer->set(zmq::sockopt::sndhwm, kSendHighWaterMark);
-      p.dealer->set(zmq::sockopt::rcvhwm, kSendHighWaterMark);
-      p.dealer->set(zmq::sockopt::heartbeat_ivl,
-                    static_cast<int>(c.settings.heartbeat_interval_ms));
-      p.dealer->set(zmq::sockopt::heartbeat_timeout, static_cast<int>(c.settings.peer_expiry_ms));
-      p.dealer->set(zmq::sockopt::reconnect_ivl, 100);
-      p.dealer->set(zmq::sockopt::reconnect_ivl_max, 1000);
-      if (c.curve_enabled()) {
-        VNVRAM_RETURN_IF_ERROR(ConfigureCurveClient(*p.dealer, *opt_.keys, *h.public_key));
-      }
-      p.dealer->connect(h.endpoint);
+      VNVRAM_RETURN_IF_ERROR(OpenDealer(p));
       peers_.emplace(h.id, std::move(p));
     }
   } catch (const zmq::error_t& e) {
@@ -304,13 +297,83 @@ vnvram::Status Engine::IoThread::Open(std::string* bound) {
   return vnvram::Status::Ok();
 }
 
+vnvram::Status Engine::IoThread::OpenDealer(Peer& p) {
+  const ClusterConfig& c = opt_.cluster;
+  try {
+    p.monitor.reset();
+    p.dealer.reset();
+    p.dealer = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::dealer);
+    p.dealer->set(zmq::sockopt::routing_id, opt_.host_id);
+    p.dealer->set(zmq::sockopt::immediate, 1);
+    p.dealer->set(zmq::sockopt::linger, 0);
+    p.dealer->set(zmq::sockopt::sndhwm, kSendHighWaterMark);
+    p.dealer->set(zmq::sockopt::rcvhwm, kSendHighWaterMark);
+    p.dealer->set(zmq::sockopt::heartbeat_ivl, static_cast<int>(c.settings.heartbeat_interval_ms));
+    p.dealer->set(zmq::sockopt::heartbeat_timeout, static_cast<int>(c.settings.peer_expiry_ms));
+    p.dealer->set(zmq::sockopt::reconnect_ivl, 100);
+    p.dealer->set(zmq::sockopt::reconnect_ivl_max, 1000);
+    if (c.curve_enabled()) {
+      VNVRAM_RETURN_IF_ERROR(ConfigureCurveClient(*p.dealer, *opt_.keys, *p.public_key));
+      // Handshake outcomes, to tell "refused" from "down".
+      const std::string mon = "inproc://vnvram-monitor-" + p.id + "-" + std::to_string(++monitors_);
+      if (zmq_socket_monitor(p.dealer->handle(), mon.c_str(),
+                             ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                 ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0) {
+        return vnvram::Status::FromErrno(zmq_errno(), "monitor the link to " + p.id);
+      }
+      p.monitor = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::pair);
+      p.monitor->set(zmq::sockopt::linger, 0);
+      p.monitor->connect(mon);
+    }
+    p.dealer->connect(p.endpoint);
+  } catch (const zmq::error_t& e) {
+    return vnvram::Status::Internal("zeromq socket to " + p.id + ": " + e.what());
+  }
+  p.out_session = false;
+  return vnvram::Status::Ok();
+}
+
+void Engine::IoThread::HandleMonitor(Peer& p) {
+  for (;;) {
+    zmq::message_t event;
+    zmq::message_t address;
+    try {
+      if (!p.monitor->recv(event, zmq::recv_flags::dontwait)) return;
+      if (event.more()) (void)p.monitor->recv(address, zmq::recv_flags::none);
+    } catch (const zmq::error_t&) {
+      return;
+    }
+    if (event.size() < 6) continue;
+    uint16_t id = 0;
+    std::memcpy(&id, event.data(), sizeof(id));
+    if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+      if (p.refused) dirty_ = true;
+      p.refused = false;
+      continue;
+    }
+    if (!p.refused) {
+      spdlog::warn("replication: CurveZMQ handshake with {} ({}) failed: {}; check its "
+                   "public-key in the cluster file and this host's key file",
+                   p.id, p.endpoint,
+                   id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "our key was refused"
+                                                         : "the server's key did not match");
+      dirty_ = true;
+    }
+    p.refused = true;
+    p.refused_at = clock_.Now();
+  }
+}
+
 void Engine::IoThread::Stop() {
   if (thread_.joinable()) {
     stop_ = true;
     Wake();
     thread_.join();
   }
-  for (auto& [id, p] : peers_) p.dealer.reset();
+  for (auto& [id, p] : peers_) {
+    p.monitor.reset();
+    p.dealer.reset();
+  }
   router_.reset();
   zap_.reset();
   if (wake_fd_ >= 0) {
@@ -337,6 +400,9 @@ void Engine::IoThread::Run() {
       items.push_back({p.dealer->handle(), 0, ZMQ_POLLIN, 0});
       order.push_back(&p);
     }
+    for (Peer* p : order) {
+      items.push_back({p->monitor ? p->monitor->handle() : nullptr, -1, ZMQ_POLLIN, 0});
+    }
     bool busy = false;
     for (auto& [key, vs] : vstate_) {
       for (auto& [h, t] : vs.tracks) busy = busy || t.state == ReplicaLinkState::kSyncing;
@@ -360,6 +426,7 @@ void Engine::IoThread::Run() {
     if (items[0].revents != 0) HandleRouter();
     for (size_t i = 0; i < order.size(); ++i) {
       if (items[i + 2].revents != 0) HandleDealer(*order[i]);
+      if (order[i]->monitor && items[i + 2 + order.size()].revents != 0) HandleMonitor(*order[i]);
     }
     FanOut();
     DriveResyncs();
@@ -479,15 +546,10 @@ void Engine::IoThread::OnRouterFrame(const std::string& from, zmq::message_t& pa
   Message& m = *decoded;
   // With CurveZMQ, ZAP bound the connection to a host: it must be `from`.
   if (opt_.cluster.curve_enabled() && !std::holds_alternative<Inspect>(m)) {
-    const char* user = nullptr;
-    try {
-      user = payload.gets("User-Id");
-    } catch (const zmq::error_t&) {
-      user = nullptr;
-    }
-    if (user == nullptr || from != user) {
+    auto user = AdmittedHostId(payload);
+    if (!user.ok() || from != *user) {
       spdlog::warn("replication: frame from {} over a connection authenticated as {}",
-                   QuoteForError(from), user ? user : "nobody");
+                   QuoteForError(from), user.ok() ? *user : std::string("nobody"));
       ReplyInvalid(from, wire::InvalidReason::kUnknownPeer, "routing id does not match the key");
       return;
     }
@@ -976,6 +1038,12 @@ void Engine::IoThread::Tick() {
   const Nanos hb = milliseconds(s.heartbeat_interval_ms);
   const Nanos expiry = milliseconds(s.peer_expiry_ms);
   for (auto& [id, p] : peers_) {
+    if (p.refused && !p.out_session && now - p.refused_at > expiry) {
+      // libzmq does not retry a connection its peer's ZAP refused: re-open
+      // it now and then, so a fixed key file is picked up.
+      p.refused_at = now;
+      if (vnvram::Status st = OpenDealer(p); !st.ok()) spdlog::error("{}", st.ToString());
+    }
     if (!p.out_session) {
       if (now - p.hello_sent >= hb) SendHello(p);
     } else if (now - p.last_sent >= hb) {
@@ -1172,7 +1240,8 @@ void Engine::IoThread::PublishStatus() {
     st.volumes.push_back(std::move(v));
   }
   for (auto& [id, p] : peers_) {
-    st.peers.push_back(PeerStatus{id, p.endpoint, p.up ? "up" : "down", p.last_seen_wall_ms});
+    st.peers.push_back(PeerStatus{id, p.endpoint, p.refused ? "refused" : p.up ? "up" : "down",
+                                  p.last_seen_wall_ms});
   }
   st.frames_in = frames_in_;
   st.frames_refused = frames_refused_ + (zap_ ? zap_->refused() : 0);

@@ -1,0 +1,303 @@
+// VolumeReplica's rules without sockets: replica apply order, replays,
+// gaps, fencing by epoch, resync chunks, vouching and votes, standalone
+// persists, promotion, the state file across a "restart".
+#define BOOST_TEST_MODULE replication_volume_replica_test
+#include "backend/replication/volume_replica.h"
+
+#include <boost/test/unit_test.hpp>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include "backend/replication/volume_state_file.h"
+
+namespace vnvram::replication {
+namespace {
+
+struct TempDir {
+  TempDir() {
+    char tmpl[] = "/tmp/vnvram-vr-test.XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::string path;
+};
+
+VolumeEntry Entry(std::vector<std::string> replicas) {
+  VolumeEntry e;
+  e.uuid = *ParseUuid("6a0c2f6e-1d2b-4c3d-9e8f-0123456789ab");
+  e.name = "v";
+  e.size = 64 * 1024;
+  e.replicas = std::move(replicas);
+  return e;
+}
+
+std::shared_ptr<VolumeReplica> Make(const std::string& dir, std::vector<std::string> replicas,
+                                    std::string self = "b") {
+  ReplicationSettings s;
+  s.resync_chunk = 4096;
+  s.max_data = 4096;
+  auto r = std::make_shared<VolumeReplica>(Entry(std::move(replicas)), std::move(self), s, dir,
+                                           SystemClock::Instance(), [] {});
+  BOOST_REQUIRE(r->Load().ok());
+  return r;
+}
+
+Replicate Rep(uint64_t epoch, uint64_t seq, uint64_t off, uint8_t fill, bool ack = true) {
+  Replicate m;
+  m.volume = Entry({}).uuid;
+  m.epoch = epoch;
+  m.sequence = seq;
+  m.offset = off;
+  m.ack_requested = ack;
+  m.data.assign(16, std::byte{fill});
+  return m;
+}
+
+std::byte ByteAt(VolumeReplica& r, uint64_t off) {
+  Inspect q{Entry({}).uuid, off, 1};
+  return r.Inspect(q).data.at(0);
+}
+
+// A fresh replica of epoch 1 (content based on epoch 1 at sequence 0).
+void JoinEpoch(VolumeReplica& r, uint64_t epoch, uint64_t seq = 0) {
+  ResyncChunk c;
+  c.volume = Entry({}).uuid;
+  c.epoch = epoch;
+  c.chunk_size = 4096;
+  c.chunk_index = 0;
+  c.data.assign(4096, std::byte{0});
+  (void)r.OnResyncChunk(c);
+  auto a = r.OnResyncDone(ResyncDone{c.volume, epoch, seq, 1});
+  BOOST_REQUIRE(a.reply && std::holds_alternative<Ack>(*a.reply));
+}
+
+BOOST_AUTO_TEST_CASE(AppliesInOrderAndAcksCumulatively) {
+  TempDir d;
+  auto r = Make(d.path, {"a", "b", "c"});
+  JoinEpoch(*r, 1);
+  auto a1 = r->OnReplicate(Rep(1, 1, 0, 0x11, false));
+  BOOST_TEST(!a1.reply.has_value());
+  auto a2 = r->OnReplicate(Rep(1, 2, 100, 0x22));
+  BOOST_REQUIRE(a2.reply && std::holds_alternative<Ack>(*a2.reply));
+  BOOST_TEST(std::get<Ack>(*a2.reply).acked_sequence == 2u);
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 0)) == 0x11);
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 100)) == 0x22);
+  BOOST_TEST(r->View().content_seq == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(ReplayIsNotAppliedTwice) {
+  TempDir d;
+  auto r = Make(d.path, {"a", "b"});
+  JoinEpoch(*r, 1);
+  (void)r->OnReplicate(Rep(1, 1, 0, 0x11));
+  (void)r->OnReplicate(Rep(1, 2, 0, 0x22));
+  auto replay = r->OnReplicate(Rep(1, 1, 0, 0x11));
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 0)) == 0x22);
+  BOOST_REQUIRE(replay.reply && std::holds_alternative<Ack>(*replay.reply));
+  BOOST_TEST(std::get<Ack>(*replay.reply).acked_sequence == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(GapIsReportedOnceAndNothingApplied) {
+  TempDir d;
+  auto r = Make(d.path, {"a", "b"});
+  JoinEpoch(*r, 1);
+  auto g = r->OnReplicate(Rep(1, 3, 0, 0x33));
+  BOOST_REQUIRE(g.reply && std::holds_alternative<Gap>(*g.reply));
+  BOOST_TEST(std::get<Gap>(*g.reply).expected_sequence == 1u);
+  BOOST_TEST(std::get<Gap>(*g.reply).received_sequence == 3u);
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 0)) == 0);
+  auto again = r->OnReplicate(Rep(1, 4, 0, 0x44));
+  BOOST_TEST(!again.reply.has_value());  // no GAP storm
+}
+
+BOOST_AUTO_TEST_CASE(ContentOfAnotherEpochNeedsAResync) {
+  TempDir d;
+  auto r = Make(d.path, {"a", "b"});
+  JoinEpoch(*r, 1);
+  auto g = r->OnReplicate(Rep(2, 1, 0, 0x11));
+  BOOST_REQUIRE(g.reply && std::holds_alternative<Gap>(*g.reply));
+  BOOST_TEST(std::get<Gap>(*g.reply).expected_sequence == 0u);
+  BOOST_TEST(r->View().promise == 2u);  // the newer epoch is promised anyway
+}
+
+BOOST_AUTO_TEST_CASE(StaleEpochIsFenced) {
+  TempDir d;
+  auto r = Make(d.path, {"a", "b", "c"});
+  JoinEpoch(*r, 3);
+  auto a = r->OnReplicate(Rep(2, 1, 0, 0x11));
+  BOOST_REQUIRE(a.reply && std::holds_alternative<Ack>(*a.reply));
+  BOOST_TEST(static_cast<int>(std::get<Ack>(*a.reply).status) ==
+             static_cast<int>(wire::AckStatus::kStaleEpoch));
+  BOOST_TEST(std::get<Ack>(*a.reply).epoch == 3u);
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 0)) == 0);
+  ResyncChunk c;
+  c.volume = Entry({}).uuid;
+  c.epoch = 2;
+  c.chunk_size = 4096;
+  c.data.assign(4096, std::byte{0x77});
+  auto ca = r->OnResyncChunk(c);
+  BOOST_REQUIRE(ca.reply && std::holds_alternative<Ack>(*ca.reply));
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 0)) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(OutOfRangeIsRefused) {
+  TempDir d;
+  auto r = Make(d.path, {"a", "b"});
+  JoinEpoch(*r, 1);
+  auto a = r->OnReplicate(Rep(1, 1, 64 * 1024 - 8, 0x11));
+  BOOST_REQUIRE(a.reply && std::holds_alternative<Ack>(*a.reply));
+  BOOST_TEST(static_cast<int>(std::get<Ack>(*a.reply).status) ==
+             static_cast<int>(wire::AckStatus::kOutOfRange));
+}
+
+BOOST_AUTO_TEST_CASE(ResyncConvergesWhileWritesGoOn) {
+  TempDir d;
+  auto r = Make(d.path, {"a", "b"});
+  ResyncChunk c;
+  c.volume = Entry({}).uuid;
+  c.epoch = 1;
+  c.chunk_size = 4096;
+  c.chunk_index = 1;
+  c.as_of_sequence = 5;
+  c.data.assign(4096, std::byte{0x55});
+  (void)r->OnResyncChunk(c);
+  BOOST_TEST(r->View().syncing_epoch == 1u);
+  BOOST_TEST(!r->View().vouch);
+  // A later write to the same chunk lands on top of it.
+  (void)r->OnReplicate(Rep(1, 6, 4096, 0x66, true));
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 4096)) == 0x66);
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 4096 + 100)) == 0x55);
+  auto done = r->OnResyncDone(ResyncDone{c.volume, 1, 6, 1});
+  BOOST_REQUIRE(done.reply && std::holds_alternative<Ack>(*done.reply));
+  BOOST_TEST(std::get<Ack>(*done.reply).acked_sequence == 6u);
+  BOOST_TEST(r->View().vouch);
+  BOOST_TEST(r->View().content_seq == 6u);
+  auto next = r->OnReplicate(Rep(1, 7, 0, 0x77));
+  BOOST_REQUIRE(next.reply && std::holds_alternative<Ack>(*next.reply));
+  BOOST_TEST(std::get<Ack>(*next.reply).acked_sequence == 7u);
+}
+
+BOOST_AUTO_TEST_CASE(VotesOnlyWhenVouchingAndNewer) {
+  TempDir d;
+  auto r = Make(d.path, {"a", "b", "c"});
+  EpochPropose p{Entry({}).uuid, 1, 0, 0, "a"};
+  Message m = r->OnPropose(p, "a");
+  BOOST_TEST(std::holds_alternative<EpochAccept>(m));
+  BOOST_TEST(r->AcceptedCandidate(1).value_or("") == "a");
+  // Same epoch again: stale.
+  m = r->OnPropose(EpochPropose{Entry({}).uuid, 1, 0, 0, "c"}, "c");
+  BOOST_REQUIRE(std::holds_alternative<EpochReject>(m));
+  BOOST_TEST(std::get<EpochReject>(m).promised_epoch == 1u);
+  // A candidate that claims another host's id.
+  m = r->OnPropose(EpochPropose{Entry({}).uuid, 5, 0, 0, "c"}, "a");
+  BOOST_TEST(std::holds_alternative<EpochReject>(m));
+  // Not vouching (mid-resync): no vote, but the promise rises.
+  ResyncChunk c;
+  c.volume = Entry({}).uuid;
+  c.epoch = 1;
+  c.chunk_size = 4096;
+  c.data.assign(4096, std::byte{1});
+  (void)r->OnResyncChunk(c);
+  m = r->OnPropose(EpochPropose{Entry({}).uuid, 2, 1, 0, "c"}, "c");
+  BOOST_REQUIRE(std::holds_alternative<EpochReject>(m));
+  BOOST_TEST(std::get<EpochReject>(m).promised_epoch < 2u);
+  BOOST_TEST(r->View().promise == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(PromiseSurvivesARestart) {
+  TempDir d;
+  {
+    auto r = Make(d.path, {"a", "b", "c"});
+    (void)r->OnPropose(EpochPropose{Entry({}).uuid, 4, 0, 0, "a"}, "a");
+  }
+  auto st = ReadVolumeState(d.path, Entry({}).uuid);
+  BOOST_REQUIRE(st.ok() && st->has_value());
+  BOOST_TEST((*st)->promise == 4u);
+  BOOST_TEST(!(*st)->clean);
+  auto r = Make(d.path, {"a", "b", "c"});
+  BOOST_TEST(r->View().promise == 4u);
+  // Crashed (not clean) after taking part: it must not vouch.
+  BOOST_TEST(!r->View().vouch);
+  auto m = r->OnPropose(EpochPropose{Entry({}).uuid, 4, 0, 0, "c"}, "c");
+  BOOST_TEST(std::holds_alternative<EpochReject>(m));
+}
+
+BOOST_AUTO_TEST_CASE(CleanShutdownVouchesAfterRestart) {
+  TempDir d;
+  {
+    auto r = Make(d.path, {"a", "b"});
+    JoinEpoch(*r, 1);
+    (void)r->OnReplicate(Rep(1, 1, 0, 0x42));
+    BOOST_REQUIRE(r->Vault(/*clean=*/true).ok());
+  }
+  auto r = Make(d.path, {"a", "b"});
+  BOOST_TEST(r->View().vouch);
+  BOOST_TEST(r->View().content_epoch == 1u);
+  BOOST_TEST(r->View().content_seq == 1u);
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 0)) == 0x42);
+  // The restart itself is not clean any more.
+  auto st = ReadVolumeState(d.path, Entry({}).uuid);
+  BOOST_TEST(!(*st)->clean);
+}
+
+BOOST_AUTO_TEST_CASE(StandalonePrimaryPersistsAtOnce) {
+  TempDir d;
+  auto r = Make(d.path, {"b"});
+  auto e = r->BeginCandidacy();
+  BOOST_REQUIRE(e.ok());
+  r->BecomePrimary(*e, false);
+  std::vector<std::byte> region(64 * 1024);
+  r->AttachRegion(region);
+  std::memset(region.data() + 8192, 0x5a, 100);
+  backend::ByteRange range{8192, 100};
+  auto s = r->PersistBatch(std::span(&range, 1), std::chrono::seconds(1));
+  BOOST_REQUIRE(s.ok());
+  BOOST_TEST(*s == 1u);
+  BOOST_TEST(r->DurableSeq() == 1u);
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 8192)) == 0x5a);
+  r->DetachRegion();
+}
+
+BOOST_AUTO_TEST_CASE(PersistWaitsForAcknowledgementAndFailsWhenFenced) {
+  TempDir d;
+  auto r = Make(d.path, {"b", "c", "d"});
+  auto e = r->BeginCandidacy();
+  BOOST_REQUIRE(e.ok());
+  r->BecomePrimary(*e, false);
+  std::vector<std::byte> region(64 * 1024);
+  r->AttachRegion(region);
+  backend::ByteRange range{0, 4096 * 2};  // two frames of max_data
+  // Acknowledged: the engine raises the durable sequence.
+  std::thread acker([&] {
+    for (;;) {
+      auto out = r->TakeOutbox();
+      if (!out.empty()) {
+        BOOST_CHECK_EQUAL(out.size(), 2u);
+        r->SetDurable(out.back().sequence);
+        return;
+      }
+      std::this_thread::yield();
+    }
+  });
+  auto s = r->PersistBatch(std::span(&range, 1), std::chrono::seconds(10));
+  acker.join();
+  BOOST_REQUIRE(s.ok());
+  BOOST_TEST(*s == 2u);
+  // Fenced while waiting: the persist fails at once, not at the deadline.
+  std::thread fencer([&] {
+    while (r->TakeOutbox().empty()) std::this_thread::yield();
+    r->StepDown(/*fenced=*/true, *e + 1);
+  });
+  auto f = r->PersistBatch(std::span(&range, 1), std::chrono::seconds(30));
+  fencer.join();
+  BOOST_TEST(!f.ok());
+  BOOST_TEST((f.status().code() == Code::kFailedPrecondition));
+  BOOST_TEST((r->View().role == Role::kFenced));
+  auto again = r->PersistBatch(std::span(&range, 1), std::chrono::seconds(1));
+  BOOST_TEST((again.status().code() == Code::kFailedPrecondition));
+  r->DetachRegion();
+}
+
+}  // namespace
+}  // namespace vnvram::replication
