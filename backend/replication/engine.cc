@@ -41,8 +41,13 @@ namespace {
 
 using std::chrono::milliseconds;
 
-constexpr int kSendHighWaterMark = 100000;
+// Frames ZeroMQ may queue per link; past it a send fails (EAGAIN) and the
+// replica is marked outdated (REPLICATE) or the resync waits (chunks).
+constexpr int kSendHighWaterMark = 10000;
 constexpr size_t kChunksPerRound = 16;
+// A replica that has this many bytes queued and unacknowledged is slow: it
+// is marked outdated (and resynchronised) rather than queued more.
+constexpr uint64_t kMaxUnackedBytes = 64u << 20;
 // A peer that sends this many refused frames in a row loses its session.
 constexpr uint32_t kMaxBadFrames = 16;
 
@@ -126,6 +131,10 @@ class Engine::IoThread {
     size_t next_chunk = 0;
     bool done_sent = false;
     uint64_t done_seq = 0;
+    // Bytes queued to it and not yet covered by an acknowledgement, by
+    // sequence (flow control: kMaxUnackedBytes).
+    std::deque<std::pair<uint64_t, uint64_t>> unacked;
+    uint64_t unacked_bytes = 0;
   };
   // A voter's copy sent to a candidate (adoption).
   struct SourceResync {
@@ -808,6 +817,10 @@ void Engine::IoThread::OnAck(Peer& p, const Ack& a) {
     return;
   }
   t.acked = std::max(t.acked, a.acked_sequence);
+  while (!t.unacked.empty() && t.unacked.front().first <= t.acked) {
+    t.unacked_bytes -= t.unacked.front().second;
+    t.unacked.pop_front();
+  }
   if (t.state == ReplicaLinkState::kSyncing && t.done_sent && t.acked >= t.done_seq) {
     t.state = ReplicaLinkState::kInSync;
     t.chunks.clear();
@@ -875,6 +888,8 @@ void Engine::IoThread::MarkOutdated(VolumeState& vs, const std::string& host, Tr
   t.chunks.clear();
   t.done_sent = false;
   t.ack_wait_seq = 0;
+  t.unacked.clear();
+  t.unacked_bytes = 0;
   dirty_ = true;
   UpdateServing(vs);
   RecomputeDurable(vs);
@@ -891,9 +906,20 @@ void Engine::IoThread::FanOut() {
       for (auto& [host, t] : vs.tracks) {
         if (t.state != ReplicaLinkState::kInSync && t.state != ReplicaLinkState::kSyncing) continue;
         Peer* p = FindPeer(host);
+        const bool in_sync = t.state == ReplicaLinkState::kInSync;
+        if (in_sync && t.unacked_bytes + o.frame->size() > kMaxUnackedBytes) {
+          MarkOutdated(vs, host, t, "too slow: 64 MiB queued and not acknowledged");
+          continue;
+        }
         if (p == nullptr || !p->out_session || !SendFrameTo(*p, *o.frame)) {
           MarkOutdated(vs, host, t, "cannot queue a frame to it");
           continue;
+        }
+        if (in_sync) {
+          // A syncing replica acknowledges nothing before RESYNC_DONE; its
+          // queue is bounded by the socket's high-water mark instead.
+          t.unacked.emplace_back(o.sequence, o.frame->size());
+          t.unacked_bytes += o.frame->size();
         }
         if (asks_ack && t.state == ReplicaLinkState::kInSync && t.ack_wait_seq == 0) {
           t.ack_wait_seq = o.sequence;
@@ -984,6 +1010,7 @@ void Engine::IoThread::DriveResyncs() {
           continue;
         }
         size_t sent = 0;
+        // Paced by the socket: a full queue (EAGAIN) waits for the next round.
         while (t.next_chunk < t.chunks.size() && sent < kChunksPerRound) {
           ResyncChunk c = vs.replica->ReadChunk(v.epoch, chunk, t.chunks[t.next_chunk]);
           c.last = t.next_chunk + 1 == t.chunks.size();
