@@ -361,6 +361,7 @@ ReplicaAnswer VolumeReplica::OnResyncDone(const ResyncDone& m) {
   content_epoch_ = m.epoch;
   content_seq_ = m.sequence;
   vouch_ = true;
+  if (role_ == Role::kFenced) role_ = Role::kReplica;  // resynchronised: a replica again
   gap_reported_ = 0;
   history_.Reset(m.sequence);
   out.changed = true;
