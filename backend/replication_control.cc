@@ -47,7 +47,9 @@ Result<std::unique_ptr<ReplicationControl>> ReplicationControl::Start(const Daem
   return c;
 }
 
-ReplicationControl::~ReplicationControl() { (void)Shutdown(); }
+ReplicationControl::~ReplicationControl() {
+  (void)Shutdown();
+}
 
 std::optional<uint64_t> ReplicationControl::ReplicatedSize(const Uuid& volume) const {
   auto v = engine_->Find(volume);
@@ -63,9 +65,8 @@ Result<std::unique_ptr<PersistSink>> ReplicationControl::Attach(const Uuid& volu
 Status ReplicationControl::WatchRequests() {
   for (const replication::VolumeStatus& v : engine_->GetStatus().volumes) {
     const std::string token = std::string(kPromoteTokenPrefix) + v.entry.uuid.ToString();
-    VNVRAM_RETURN_IF_ERROR(
-        xs_.Watch(schema::ReplicationKey(self_, v.entry.uuid, schema::repl::kPromoteRequest),
-                  token));
+    VNVRAM_RETURN_IF_ERROR(xs_.Watch(
+        schema::ReplicationKey(self_, v.entry.uuid, schema::repl::kPromoteRequest), token));
     // Requests finished by an earlier instance are not redone.
     auto done = xs_.Read(platform::kNoTx, schema::ReplicationKey(self_, v.entry.uuid,
                                                                  schema::repl::kPromoteCompleted));
@@ -85,8 +86,8 @@ void ReplicationControl::HandlePromote(const Uuid& volume) {
   namespace rk = schema::repl;
   auto v = xs_.Read(platform::kNoTx, schema::ReplicationKey(self_, volume, rk::kPromoteRequest));
   if (!v.ok()) return;
-  auto req = ParseU64InRange(*v, rk::kPromoteRequestMin, rk::kPromoteRequestMax,
-                             rk::kPromoteRequest);
+  auto req =
+      ParseU64InRange(*v, rk::kPromoteRequestMin, rk::kPromoteRequestMax, rk::kPromoteRequest);
   if (!req.ok()) {
     spdlog::warn("volume {}: ignoring promote request: {}", volume.ToString(),
                  req.status().message());
@@ -141,8 +142,7 @@ void ReplicationControl::Publish(bool force) {
     Put(&batch, key(rk::kEpoch), std::to_string(v.view.epoch), force);
     Put(&batch, key(rk::kSequence), std::to_string(v.view.content_seq), force);
     Put(&batch, key(rk::kContentEpoch), std::to_string(v.view.content_epoch), force);
-    Put(&batch, key(rk::kPromise), std::to_string(v.view.promise),
-        force);
+    Put(&batch, key(rk::kPromise), std::to_string(v.view.promise), force);
     Put(&batch, key(rk::kVouch), v.view.vouch ? "1" : "0", force);
     Put(&batch, key(rk::kServing), v.view.serving ? "1" : "0", force);
     for (const replication::ReplicaStatus& r : v.replicas) {

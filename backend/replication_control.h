@@ -46,8 +46,8 @@ class ReplicationControl final : public ReplicatedVolumes {
  private:
   ReplicationControl(platform::XenStore& xs, DomId self) : xs_(xs), self_(self) {}
   void HandlePromote(const Uuid& volume);
-  void Put(std::map<std::string, std::string>* batch, const std::string& path,
-           std::string value, bool force);
+  void Put(std::map<std::string, std::string>* batch, const std::string& path, std::string value,
+           bool force);
 
   platform::XenStore& xs_;
   const DomId self_;

@@ -36,10 +36,9 @@ Result<std::unique_ptr<VolumeRegion>> VolumeRegion::Create(platform::GrantSharer
                                                            bool from_vault) {
   auto shared = SharePages(sharer, grantee, pages);
   if (!shared.ok()) return shared.status();
-  return std::unique_ptr<VolumeRegion>(new VolumeRegion(volume, pages * platform::kPageSize,
-                                                        std::move(shared->first),
-                                                        std::move(shared->second), start_seq,
-                                                        from_vault));
+  return std::unique_ptr<VolumeRegion>(
+      new VolumeRegion(volume, pages * platform::kPageSize, std::move(shared->first),
+                       std::move(shared->second), start_seq, from_vault));
 }
 
 Result<std::unique_ptr<VolumeRegion>> VolumeRegion::CreateWithSink(platform::GrantSharer& sharer,
@@ -48,9 +47,8 @@ Result<std::unique_ptr<VolumeRegion>> VolumeRegion::CreateWithSink(platform::Gra
                                                                    const SinkFactory& make_sink) {
   auto shared = SharePages(sharer, grantee, pages);
   if (!shared.ok()) return shared.status();
-  std::unique_ptr<VolumeRegion> r(new VolumeRegion(volume, pages * platform::kPageSize,
-                                                   std::move(shared->first),
-                                                   std::move(shared->second)));
+  std::unique_ptr<VolumeRegion> r(new VolumeRegion(
+      volume, pages * platform::kPageSize, std::move(shared->first), std::move(shared->second)));
   auto sink = make_sink(r->bytes());
   if (!sink.ok()) return sink.status();
   r->sink_ = std::move(sink).value();

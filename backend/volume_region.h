@@ -78,8 +78,8 @@ class VolumeRegion {
   VolumeRegion(const Uuid& volume, uint64_t size, std::unique_ptr<platform::SharedPages> region,
                std::unique_ptr<platform::SharedPages> dir)
       : volume_(volume), size_(size), region_(std::move(region)), dir_(std::move(dir)) {}
-  static Result<std::pair<std::unique_ptr<platform::SharedPages>,
-                          std::unique_ptr<platform::SharedPages>>>
+  static Result<
+      std::pair<std::unique_ptr<platform::SharedPages>, std::unique_ptr<platform::SharedPages>>>
   SharePages(platform::GrantSharer& sharer, DomId grantee, uint64_t pages);
 
   const Uuid volume_;

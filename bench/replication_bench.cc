@@ -12,8 +12,8 @@
 // Prints p50/p99/mean per figure and the ratios. Not a test: it never fails
 // on timing.
 #include <fcntl.h>
-#include <sys/socket.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -169,7 +169,8 @@ int Main(int argc, char** argv) {
       return std::fprintf(stderr, "unknown option '%s'\n", a.c_str()), 2;
     }
   }
-  if (argc % 2 == 0) return std::fprintf(stderr, "usage: %s [--count N] [--size B] [--dir D]\n", argv[0]), 2;
+  if (argc % 2 == 0)
+    return std::fprintf(stderr, "usage: %s [--count N] [--size B] [--dir D]\n", argv[0]), 2;
   vnvram::log::Init("vnvram-repl-bench", vnvram::log::Level::kWarn);
 
   const std::string work = dir + "/vnvram-bench." + std::to_string(::getpid());
@@ -178,12 +179,12 @@ int Main(int argc, char** argv) {
   const int pa = FreePort();
   const int pb = FreePort();
   const std::string uuid = "0b3e6c2a-9d1f-4e2b-8c7a-6f5e4d3c2b1a";
-  const std::string text =
-      std::string(R"({"version": 1, "settings": {"heartbeat-interval-ms": 100,
+  const std::string text = std::string(R"({"version": 1, "settings": {"heartbeat-interval-ms": 100,
        "peer-expiry-ms": 2000}, "hosts": [)") +
-      R"({"id": "a", "endpoint": "tcp://127.0.0.1:)" + std::to_string(pa) + R"("},)" +
-      R"({"id": "b", "endpoint": "tcp://127.0.0.1:)" + std::to_string(pb) + R"("}],)" +
-      R"("volumes": [{"uuid": ")" + uuid + R"(", "name": "bench", "size": "16M",
+                           R"({"id": "a", "endpoint": "tcp://127.0.0.1:)" + std::to_string(pa) +
+                           R"("},)" + R"({"id": "b", "endpoint": "tcp://127.0.0.1:)" +
+                           std::to_string(pb) + R"("}],)" + R"("volumes": [{"uuid": ")" + uuid +
+                           R"(", "name": "bench", "size": "16M",
        "replicas": ["a", "b"], "policy": "sync"}]})";
   auto cluster = vnvram::replication::ParseClusterConfig(text, "bench cluster");
   if (!cluster.ok()) {
@@ -256,4 +257,6 @@ int Main(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return Main(argc, argv); }
+int main(int argc, char** argv) {
+  return Main(argc, argv);
+}

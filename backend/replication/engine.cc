@@ -57,7 +57,9 @@ uint64_t RandomIncarnation() {
   return v == 0 ? 1 : v;
 }
 
-zmq::message_t ToMessage(const Bytes& b) { return zmq::message_t(b.data(), b.size()); }
+zmq::message_t ToMessage(const Bytes& b) {
+  return zmq::message_t(b.data(), b.size());
+}
 
 std::span<const std::byte> AsBytes(const zmq::message_t& m) {
   return {static_cast<const std::byte*>(m.data()), m.size()};
@@ -79,7 +81,9 @@ class Engine::IoThread {
   ~IoThread() { Stop(); }
 
   vnvram::Status Open(std::string* bound);
-  void Start() { thread_ = std::thread([this] { Run(); }); }
+  void Start() {
+    thread_ = std::thread([this] { Run(); });
+  }
   void Stop();
   void Wake() {
     const uint64_t one = 1;
@@ -244,10 +248,9 @@ vnvram::Status Engine::IoThread::Open(std::string* bound) {
         "the cluster file lists CurveZMQ keys: give this host's key file (--key-file)");
   }
   if (c.curve_enabled() && opt_.keys->public_z85 != *self->public_key) {
-    return vnvram::Status::InvalidArgument("the key file's public key " +
-                                           QuoteForError(opt_.keys->public_z85) +
-                                           " is not the one the cluster file lists for host " +
-                                           opt_.host_id);
+    return vnvram::Status::InvalidArgument(
+        "the key file's public key " + QuoteForError(opt_.keys->public_z85) +
+        " is not the one the cluster file lists for host " + opt_.host_id);
   }
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) return vnvram::Status::FromErrno(errno, "eventfd");
@@ -265,8 +268,7 @@ vnvram::Status Engine::IoThread::Open(std::string* bound) {
     router_->set(zmq::sockopt::linger, 0);
     router_->set(zmq::sockopt::sndhwm, kSendHighWaterMark);
     router_->set(zmq::sockopt::rcvhwm, kSendHighWaterMark);
-    router_->set(zmq::sockopt::heartbeat_ivl,
-                 static_cast<int>(c.settings.heartbeat_interval_ms));
+    router_->set(zmq::sockopt::heartbeat_ivl, static_cast<int>(c.settings.heartbeat_interval_ms));
     router_->set(zmq::sockopt::heartbeat_timeout, static_cast<int>(c.settings.peer_expiry_ms));
     if (c.curve_enabled()) VNVRAM_RETURN_IF_ERROR(ConfigureCurveServer(*router_, *opt_.keys));
     const std::string listen = opt_.listen.value_or(self->endpoint);
@@ -361,11 +363,12 @@ void Engine::IoThread::HandleMonitor(Peer& p) {
       continue;
     }
     if (!p.refused) {
-      spdlog::warn("replication: CurveZMQ handshake with {} ({}) failed: {}; check its "
-                   "public-key in the cluster file and this host's key file",
-                   p.id, p.endpoint,
-                   id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "our key was refused"
-                                                         : "the server's key did not match");
+      spdlog::warn(
+          "replication: CurveZMQ handshake with {} ({}) failed: {}; check its "
+          "public-key in the cluster file and this host's key file",
+          p.id, p.endpoint,
+          id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "our key was refused"
+                                                : "the server's key did not match");
       dirty_ = true;
     }
     p.refused = true;
@@ -542,10 +545,11 @@ void Engine::IoThread::OnRouterFrame(const std::string& from, zmq::message_t& pa
   auto decoded = Decode(AsBytes(payload), limits_);
   Peer* p = FindPeer(from);
   if (!decoded.ok()) {
-    const auto why = decoded.status().code() == Code::kNotSupported   ? wire::InvalidReason::kBadVersion
-                     : decoded.status().code() == Code::kResourceExhausted ? wire::InvalidReason::kOversize
-                     : decoded.status().code() == Code::kCorruption       ? wire::InvalidReason::kBadChecksum
-                                                                          : wire::InvalidReason::kMalformed;
+    const auto why =
+        decoded.status().code() == Code::kNotSupported        ? wire::InvalidReason::kBadVersion
+        : decoded.status().code() == Code::kResourceExhausted ? wire::InvalidReason::kOversize
+        : decoded.status().code() == Code::kCorruption        ? wire::InvalidReason::kBadChecksum
+                                                              : wire::InvalidReason::kMalformed;
     spdlog::warn("replication: refused a frame from {}: {}", QuoteForError(from),
                  decoded.status().message());
     ReplyInvalid(from, why, decoded.status().message());
@@ -766,8 +770,8 @@ void Engine::IoThread::OnDealerFrame(Peer& p, const Message& m) {
     if (v.role != Role::kPrimary || g->epoch != v.epoch) return;
     Track& t = vs->tracks[p.id];
     if (t.state == ReplicaLinkState::kSyncing) return;
-    t.since = g->expected_sequence > 0 ? std::optional<uint64_t>(g->expected_sequence - 1)
-                                       : std::nullopt;
+    t.since =
+        g->expected_sequence > 0 ? std::optional<uint64_t>(g->expected_sequence - 1) : std::nullopt;
     MarkOutdated(*vs, p.id, t, "reported a gap");
     if (p.out_session) StartResync(*vs, p.id, t);
     return;
@@ -835,8 +839,8 @@ void Engine::IoThread::OnAck(Peer& p, const Ack& a) {
 
 void Engine::IoThread::Seen(Peer& p) {
   p.last_seen = clock_.Now();
-  p.last_seen_wall_ms = static_cast<uint64_t>(
-      std::chrono::duration_cast<milliseconds>(clock_.WallNow()).count());
+  p.last_seen_wall_ms =
+      static_cast<uint64_t>(std::chrono::duration_cast<milliseconds>(clock_.WallNow()).count());
   if (!p.up) {
     p.up = true;
     dirty_ = true;
@@ -991,7 +995,8 @@ void Engine::IoThread::StartResync(VolumeState& vs, const std::string& host, Tra
   t.state = ReplicaLinkState::kSyncing;
   t.ack_wait_seq = 0;
   spdlog::info("volume {}: resync of {} started: {} ({} of {} chunks)", vs.replica->entry().name,
-               host, dirty ? "dirty chunks since sequence " + std::to_string(*t.since) : "full copy",
+               host,
+               dirty ? "dirty chunks since sequence " + std::to_string(*t.since) : "full copy",
                t.chunks.size(), vs.replica->ChunkCount(chunk));
   t.since.reset();
   dirty_ = true;
@@ -1200,15 +1205,15 @@ void Engine::IoThread::CheckElection(const std::string& key, VolumeState& vs, bo
   el.deadline = clock_.Now() + std::max<Nanos>(opt_.election_timeout, std::chrono::seconds(60));
   spdlog::info("volume {}: adopting the copy of {} (epoch {} sequence {})",
                vs.replica->entry().name, source, best.first, best.second);
-  (void)SendTo(*p, ResyncRequest{vs.replica->uuid(), el.epoch, 0,
-                                 opt_.cluster.settings.resync_chunk});
+  (void)SendTo(*p,
+               ResyncRequest{vs.replica->uuid(), el.epoch, 0, opt_.cluster.settings.resync_chunk});
 }
 
 void Engine::IoThread::BecomePrimary(const std::string& key, VolumeState& vs) {
   (void)key;
   Election& el = *vs.election;
-  vs.replica->BecomePrimary(el.epoch, el.force && el.accepts.size() + 1 <
-                                                      vs.replica->entry().majority());
+  vs.replica->BecomePrimary(el.epoch,
+                            el.force && el.accepts.size() + 1 < vs.replica->entry().majority());
   el.adopting = false;
   el.confirming = true;
   el.deadline = clock_.Now() + std::max<Nanos>(opt_.election_timeout, std::chrono::seconds(60));
@@ -1229,8 +1234,8 @@ void Engine::IoThread::BecomePrimary(const std::string& key, VolumeState& vs) {
 
 void Engine::IoThread::FinishElection(VolumeState& vs, PromoteResult r) {
   if (!vs.election) return;
-  spdlog::info("volume {}: election of epoch {}: {}", vs.replica->entry().name,
-               vs.election->epoch, PromoteResultName(r));
+  spdlog::info("volume {}: election of epoch {}: {}", vs.replica->entry().name, vs.election->epoch,
+               PromoteResultName(r));
   if (vs.election->request != 0) {
     vs.promote_completed = std::max(vs.promote_completed, vs.election->request);
     vs.promote_result = r;
@@ -1267,7 +1272,10 @@ void Engine::IoThread::PublishStatus() {
     st.volumes.push_back(std::move(v));
   }
   for (auto& [id, p] : peers_) {
-    st.peers.push_back(PeerStatus{id, p.endpoint, p.refused ? "refused" : p.up ? "up" : "down",
+    st.peers.push_back(PeerStatus{id, p.endpoint,
+                                  p.refused ? "refused"
+                                  : p.up    ? "up"
+                                            : "down",
                                   p.last_seen_wall_ms});
   }
   st.frames_in = frames_in_;
@@ -1284,18 +1292,20 @@ void Engine::IoThread::PublishStatus() {
 
 Engine::Engine(EngineOptions options) : options_(std::move(options)) {}
 
-Engine::~Engine() { (void)Shutdown(); }
+Engine::~Engine() {
+  (void)Shutdown();
+}
 
 Result<std::unique_ptr<Engine>> Engine::Start(EngineOptions options) {
   std::unique_ptr<Engine> e(new Engine(std::move(options)));
   for (const VolumeEntry& v : e->options_.cluster.volumes) {
     if (!v.HasReplica(e->options_.host_id)) continue;
     Engine* self = e.get();
-    auto replica = std::make_shared<VolumeReplica>(
-        v, e->options_.host_id, e->options_.cluster.settings, e->options_.state_dir,
-        SystemClock::Instance(), [self] {
-          if (self->io_) self->io_->Wake();
-        });
+    auto replica =
+        std::make_shared<VolumeReplica>(v, e->options_.host_id, e->options_.cluster.settings,
+                                        e->options_.state_dir, SystemClock::Instance(), [self] {
+                                          if (self->io_) self->io_->Wake();
+                                        });
     if (vnvram::Status s = replica->Load(); !s.ok()) {
       return s.WithContext("volume " + v.name);
     }
@@ -1314,7 +1324,7 @@ std::shared_ptr<VolumeReplica> Engine::Find(const Uuid& uuid) const {
 }
 
 Result<std::unique_ptr<backend::PersistSink>> Engine::AttachRegion(const Uuid& uuid,
-                                                                    std::span<std::byte> region) {
+                                                                   std::span<std::byte> region) {
   auto v = Find(uuid);
   if (!v) return vnvram::Status::NotFound("volume " + uuid.ToString() + " is not replicated here");
   if (region.size() != v->entry().size) {

@@ -31,9 +31,9 @@ namespace vnvram::replication {
 struct EngineOptions {
   std::string host_id;
   ClusterConfig cluster;
-  std::string state_dir;                // vaults and state files
-  std::optional<CurveKeyPair> keys;     // required when the cluster file has keys
-  std::optional<std::string> listen;    // bind here instead of the cluster endpoint
+  std::string state_dir;              // vaults and state files
+  std::optional<CurveKeyPair> keys;   // required when the cluster file has keys
+  std::optional<std::string> listen;  // bind here instead of the cluster endpoint
   Nanos persist_timeout = std::chrono::seconds(5);
   Nanos election_timeout = std::chrono::seconds(3);
   // Called on the I/O thread whenever published state changed.
@@ -91,7 +91,7 @@ class Engine {
   // A sink over the guest's region of `uuid` (its bytes are filled from
   // this host's copy now).
   Result<std::unique_ptr<backend::PersistSink>> AttachRegion(const Uuid& uuid,
-                                                              std::span<std::byte> region);
+                                                             std::span<std::byte> region);
   // Asks for a new epoch with this host as primary; the outcome shows in
   // GetStatus() as promote_completed/promote_result for `request`.
   void Promote(const Uuid& uuid, bool force, uint64_t request);

@@ -172,7 +172,8 @@ Result<uint64_t> VolumeReplica::PersistBatch(std::span<const backend::ByteRange>
   for (const Replicate& m : frames) {
     auto frame = Encode(m, Limits{settings_.max_data});
     if (!frame.ok()) return frame.status();  // a bug: the model was checked above
-    outbox_.push_back(Outgoing{m.sequence, std::make_shared<const Bytes>(std::move(frame).value())});
+    outbox_.push_back(
+        Outgoing{m.sequence, std::make_shared<const Bytes>(std::move(frame).value())});
   }
   lock.unlock();
   wake_();
@@ -443,8 +444,8 @@ Message VolumeReplica::OnPropose(const EpochPropose& m, std::string_view from) {
     lock.unlock();
     cv_.notify_all();
     lock.lock();
-    return EpochReject{m.volume, m.proposed_epoch, promise_ - 1, content_epoch_, content_seq_,
-                       wire::RejectReason::kStaleEpoch};
+    return EpochReject{m.volume,       m.proposed_epoch, promise_ - 1,
+                       content_epoch_, content_seq_,     wire::RejectReason::kStaleEpoch};
   }
   RaisePromiseLocked(m.proposed_epoch);
   StepDownLocked(false);
@@ -511,7 +512,9 @@ ReplicatingPersistSink::ReplicatingPersistSink(std::shared_ptr<VolumeReplica> re
   replica_->AttachRegion(region);
 }
 
-ReplicatingPersistSink::~ReplicatingPersistSink() { replica_->DetachRegion(); }
+ReplicatingPersistSink::~ReplicatingPersistSink() {
+  replica_->DetachRegion();
+}
 
 Result<uint64_t> ReplicatingPersistSink::Persist(uint64_t offset, uint64_t length) {
   const backend::ByteRange r{offset, length};

@@ -79,12 +79,18 @@ int StatusCommand(vnvram::platform::XenStore& xs, vnvram::DomId backend, bool js
     j["host_id"] = st->host_id;
     j["volumes"] = nlohmann::json::array();
     for (const auto& v : st->volumes) {
-      nlohmann::json jv = {{"uuid", v.uuid},       {"name", v.name},
-                           {"size", v.size},       {"policy", v.policy},
-                           {"role", v.role},       {"epoch", v.epoch},
-                           {"sequence", v.sequence}, {"content_epoch", v.content_epoch},
-                           {"promise", v.promise}, {"vouch", v.vouch == "1"},
-                           {"serving", v.serving == "1"}, {"risk", v.risk}};
+      nlohmann::json jv = {{"uuid", v.uuid},
+                           {"name", v.name},
+                           {"size", v.size},
+                           {"policy", v.policy},
+                           {"role", v.role},
+                           {"epoch", v.epoch},
+                           {"sequence", v.sequence},
+                           {"content_epoch", v.content_epoch},
+                           {"promise", v.promise},
+                           {"vouch", v.vouch == "1"},
+                           {"serving", v.serving == "1"},
+                           {"risk", v.risk}};
       jv["replicas"] = nlohmann::json::array();
       for (const auto& r : v.replicas) {
         jv["replicas"].push_back(
@@ -145,8 +151,8 @@ int InspectCommand(const std::string& cluster, const std::string& host, const st
   if (r->data.empty()) {
     return Failure(Status::OutOfRange(host + " holds no such range of volume " + vol));
   }
-  std::printf("host %s epoch %llu sequence %llu offset %llu length %zu crc32c %08x\n",
-              host.c_str(), static_cast<unsigned long long>(r->epoch),
+  std::printf("host %s epoch %llu sequence %llu offset %llu length %zu crc32c %08x\n", host.c_str(),
+              static_cast<unsigned long long>(r->epoch),
               static_cast<unsigned long long>(r->sequence),
               static_cast<unsigned long long>(spec.offset), r->data.size(), r->crc32c);
   if (hex) {
@@ -253,8 +259,8 @@ int Main(int argc, char** argv) {
     return Keygen(k_out, k_public_of, k_force);
   }
 
-  if (inspect->parsed()) return InspectCommand(i_cluster, i_host, i_key, i_vol, i_off, i_len,
-                                                i_timeout, i_hex);
+  if (inspect->parsed())
+    return InspectCommand(i_cluster, i_host, i_key, i_vol, i_off, i_len, i_timeout, i_hex);
 
   // Parse every argument before touching xenstore.
   vnvram::tools::AttachSpec spec;

@@ -43,9 +43,9 @@ Result<PromoteOutcome> Promote(platform::XenStore& xs, DomId backend, const Uuid
     return s.WithContext("write the promote request");
   }
   const Deadline dl(SystemClock::Instance(), timeout);
-  Result<PromoteOutcome> out = Status::Timeout(
-      "vnvramd did not finish promote request " + std::to_string(request) + " within " +
-      std::to_string(timeout.count()) + " ms");
+  Result<PromoteOutcome> out =
+      Status::Timeout("vnvramd did not finish promote request " + std::to_string(request) +
+                      " within " + std::to_string(timeout.count()) + " ms");
   for (;;) {
     auto done = xs.Read(platform::kNoTx, key(rk::kPromoteCompleted));
     if (done.ok() && ParseU64(*done).value_or(0) >= request) {
@@ -109,7 +109,8 @@ Result<ReplicationStatus> ReadReplicationStatus(platform::XenStore& xs, DomId ba
     }
     st.volumes.push_back(std::move(v));
   }
-  if (auto peers = xs.Directory(platform::kNoTx, schema::DaemonKey(backend, dk::kPeerDir)); peers.ok()) {
+  if (auto peers = xs.Directory(platform::kNoTx, schema::DaemonKey(backend, dk::kPeerDir));
+      peers.ok()) {
     for (const std::string& h : *peers) {
       st.peers.push_back(PeerRow{h, read(schema::DaemonKey(backend, dk::PeerEndpoint(h))),
                                  read(schema::DaemonKey(backend, dk::PeerState(h))),
@@ -124,12 +125,12 @@ Result<InspectOutcome> Inspect(const InspectSpec& spec) {
   if (!cluster.ok()) return cluster.status();
   const replication::HostEntry* host = cluster->FindHost(spec.host);
   if (host == nullptr) {
-    return Status::InvalidArgument("host " + QuoteForError(spec.host) +
-                                   " is not listed in " + spec.cluster_file);
+    return Status::InvalidArgument("host " + QuoteForError(spec.host) + " is not listed in " +
+                                   spec.cluster_file);
   }
   if (spec.length == 0 || spec.length > cluster->settings.max_data) {
-    return Status::InvalidArgument("length " + std::to_string(spec.length) +
-                                   ": expected 1.." + std::to_string(cluster->settings.max_data));
+    return Status::InvalidArgument("length " + std::to_string(spec.length) + ": expected 1.." +
+                                   std::to_string(cluster->settings.max_data));
   }
   std::optional<replication::CurveKeyPair> keys;
   if (cluster->curve_enabled()) {
