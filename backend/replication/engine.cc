@@ -258,7 +258,7 @@ vnvram::Status Engine::IoThread::Open(std::string* bound) {
     if (c.curve_enabled()) {
       std::map<std::string, std::string> allowed;
       for (const HostEntry& h : c.hosts) allowed.emplace(*h.public_key, h.id);
-      auto zap = ZapHandler::Start(ctx_, std::move(allowed));
+      auto zap = ZapHandler::Start(ctx_, allowed);
       if (!zap.ok()) return zap.status();
       zap_ = std::move(zap).value();
     }
