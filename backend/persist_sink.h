@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <span>
 
 #include "common/result.h"
@@ -17,6 +18,17 @@ namespace vnvram::backend {
 struct ByteRange {
   uint64_t offset = 0;
   uint64_t length = 0;
+};
+
+// What a replicated volume's sink tells the device about replication (the
+// backend device keys role, epoch and replication-state).
+struct SinkReplication {
+  enum class Role : uint8_t { kPrimary, kReplica, kFenced };
+  enum class Summary : uint8_t { kInSync, kDegraded, kSyncing, kStandalone };
+  Role role = Role::kPrimary;
+  uint64_t epoch = 0;
+  Summary summary = Summary::kStandalone;
+  bool operator==(const SinkReplication&) const = default;
 };
 
 class PersistSink {
@@ -37,6 +49,9 @@ class PersistSink {
 
   // The highest sequence number known durable; never decreases.
   virtual uint64_t DurableSeq() const = 0;
+
+  // Replication state for a replicated volume; nullopt for a local one.
+  virtual std::optional<SinkReplication> Replication() const { return std::nullopt; }
 };
 
 // The sink of a volume with no replicas: every Persist() is one more

@@ -425,6 +425,21 @@ void XenbusBackend::PublishStats(bool force) {
       {std::string(be::kStatPersistLatencyMaxNs), std::to_string(latency_max_ns_)},
       {std::string(be::kStatDurableSequence), std::to_string(region_->durable_seq())},
   };
+  const std::optional<SinkReplication> repl = region_->sink().Replication();
+  if (repl) {
+    using R = SinkReplication::Role;
+    kv.emplace_back(be::kRole, repl->role == R::kPrimary  ? be::kRolePrimary
+                               : repl->role == R::kFenced ? be::kRoleFenced
+                                                          : be::kRoleReplica);
+    kv.emplace_back(be::kEpoch, std::to_string(repl->epoch));
+  }
+  using S = SinkReplication::Summary;
+  const S summary = repl ? repl->summary : S::kStandalone;
+  kv.emplace_back(be::kReplicationState, summary == S::kInSync     ? be::kReplicationStateInSync
+                                         : summary == S::kDegraded ? be::kReplicationStateDegraded
+                                         : summary == S::kSyncing
+                                             ? be::kReplicationStateSyncing
+                                             : be::kReplicationStateStandalone);
   if (!force && last_stats_ && *last_stats_ == kv) return;
   Status s = WriteKeys(kv);
   if (!s.ok()) {

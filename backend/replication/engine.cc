@@ -1255,6 +1255,20 @@ void Engine::IoThread::PublishStatus() {
     v.view = vs.replica->View();
     v.promote_completed = vs.promote_completed;
     v.promote_result = vs.promote_result;
+    using S = backend::SinkReplication::Summary;
+    S summary = v.view.syncing_epoch != 0 ? S::kSyncing : v.view.vouch ? S::kInSync : S::kDegraded;
+    if (v.entry.replicas.size() == 1) summary = S::kStandalone;
+    if (v.view.role == Role::kPrimary && v.entry.replicas.size() > 1) {
+      summary = S::kInSync;
+      for (auto& [host, t] : vs.tracks) {
+        if (t.state == ReplicaLinkState::kSyncing) summary = S::kSyncing;
+        if ((t.state == ReplicaLinkState::kOutdated || t.state == ReplicaLinkState::kDown) &&
+            summary != S::kSyncing) {
+          summary = S::kDegraded;
+        }
+      }
+    }
+    vs.replica->SetSummary(summary);
     if (v.view.role == Role::kPrimary) {
       for (auto& [host, t] : vs.tracks) {
         ReplicaStatus r;

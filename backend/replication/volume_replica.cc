@@ -521,6 +521,18 @@ Result<uint64_t> ReplicatingPersistSink::Persist(uint64_t offset, uint64_t lengt
   return replica_->PersistBatch(std::span<const backend::ByteRange>(&r, 1), timeout_);
 }
 
+std::optional<backend::SinkReplication> ReplicatingPersistSink::Replication() const {
+  const VolumeView v = replica_->View();
+  backend::SinkReplication r;
+  using R = backend::SinkReplication::Role;
+  r.role = v.role == Role::kPrimary  ? R::kPrimary
+           : v.role == Role::kFenced ? R::kFenced
+                                     : R::kReplica;
+  r.epoch = v.epoch;
+  r.summary = replica_->summary();
+  return r;
+}
+
 Result<uint64_t> ReplicatingPersistSink::PersistBatch(std::span<const backend::ByteRange> ranges) {
   return replica_->PersistBatch(ranges, timeout_);
 }

@@ -7,6 +7,7 @@
 // workers call PersistBatch() while the engine's I/O thread calls the rest.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -134,6 +135,9 @@ class VolumeReplica {
   std::optional<std::string> AcceptedCandidate(uint64_t e) const;
   // Raises the promise (after an ACK or reject naming a newer epoch).
   void ObserveEpoch(uint64_t e);
+  // The engine's one-word summary of the group (published per device).
+  void SetSummary(backend::SinkReplication::Summary s) { summary_.store(s); }
+  backend::SinkReplication::Summary summary() const { return summary_.load(); }
 
  private:
   Status WriteStateLocked(bool clean);
@@ -169,6 +173,8 @@ class VolumeReplica {
   std::string accepted_candidate_;
   std::deque<Outgoing> outbox_;
   DirtyHistory history_;
+  std::atomic<backend::SinkReplication::Summary> summary_{
+      backend::SinkReplication::Summary::kSyncing};
   uint64_t vaulted_epoch_ = UINT64_MAX;
   uint64_t vaulted_seq_ = UINT64_MAX;
 };
@@ -183,6 +189,7 @@ class ReplicatingPersistSink final : public backend::PersistSink {
   Result<uint64_t> Persist(uint64_t offset, uint64_t length) override;
   Result<uint64_t> PersistBatch(std::span<const backend::ByteRange> ranges) override;
   uint64_t DurableSeq() const override { return replica_->DurableSeq(); }
+  std::optional<backend::SinkReplication> Replication() const override;
 
  private:
   const std::shared_ptr<VolumeReplica> replica_;
