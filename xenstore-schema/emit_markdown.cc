@@ -56,7 +56,13 @@ std::string DescribePerm(const TreeSpec& t) {
 std::string DescribeType(const ValueType& t) {
   auto range = [&](std::string_view what) {
     std::string out(what);
-    if (t.has_range) out += " " + std::to_string(t.min) + ".." + std::to_string(t.max);
+    if (t.has_range) {
+      // Appended piecewise: GCC 12 -O3 warns falsely (-Wrestrict) on " " + string.
+      out += ' ';
+      out += std::to_string(t.min);
+      out += "..";
+      out += std::to_string(t.max);
+    }
     return out;
   };
   switch (t.kind) {

@@ -198,7 +198,7 @@ class Engine::IoThread {
   void FinishElection(VolumeState& vs, PromoteResult r);
   void BecomePrimary(const std::string& key, VolumeState& vs);
   void OnAck(Peer& p, const Ack& a);
-  void PublishStatus();
+  void PublishStatus(bool notify = true);
   Peer* FindPeer(std::string_view id) {
     auto it = peers_.find(std::string(id));
     return it == peers_.end() ? nullptr : &it->second;
@@ -226,6 +226,7 @@ class Engine::IoThread {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   bool dirty_ = true;
+  Nanos last_snapshot_{0};
 
   std::mutex cmd_mu_;
   std::deque<std::function<void()>> commands_;
@@ -305,6 +306,9 @@ vnvram::Status Engine::IoThread::Open(std::string* bound) {
     vs.startup_proposal = replica->entry().replicas.front() == opt_.host_id && v.vouch;
     vstate_.emplace(key, std::move(vs));
   }
+  // A first snapshot before the thread runs: GetStatus() lists every volume
+  // from the start (vnvramd watches the promote requests of those it lists).
+  PublishStatus();
   return vnvram::Status::Ok();
 }
 
@@ -446,7 +450,13 @@ void Engine::IoThread::Run() {
       Tick();
       next_tick = clock_.Now() + tick_every;
     }
-    if (dirty_) PublishStatus();
+    if (dirty_) {
+      PublishStatus();
+    } else if (clock_.Now() - last_snapshot_ > milliseconds(200)) {
+      // Acknowledged sequences move without state changes: refresh the
+      // snapshot now and then, without waking vnvramd for it.
+      PublishStatus(/*notify=*/false);
+    }
   }
 }
 
@@ -1246,8 +1256,9 @@ void Engine::IoThread::FinishElection(VolumeState& vs, PromoteResult r) {
 
 // ---- status --------------------------------------------------------------------
 
-void Engine::IoThread::PublishStatus() {
+void Engine::IoThread::PublishStatus(bool notify) {
   dirty_ = false;
+  last_snapshot_ = clock_.Now();
   EngineStatus st;
   for (auto& [key, vs] : vstate_) {
     VolumeStatus v;
@@ -1298,7 +1309,7 @@ void Engine::IoThread::PublishStatus() {
     std::lock_guard lock(status_mu_);
     status_ = std::move(st);
   }
-  if (opt_.on_change) opt_.on_change();
+  if (notify && opt_.on_change) opt_.on_change();
 }
 
 // ---------------------------------------------------------------------------

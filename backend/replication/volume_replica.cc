@@ -325,6 +325,15 @@ ReplicaAnswer VolumeReplica::OnResyncChunk(const ResyncChunk& m) {
     return out;
   }
   if (m.epoch > promise_) RaisePromiseLocked(m.epoch);
+  if ((role_ == Role::kPrimary || role_ == Role::kCandidate) && m.epoch > epoch_) {
+    // A newer epoch's primary is resyncing us: we are fenced (as in
+    // OnReplicate), then a replica taking its copy.
+    StepDownLocked(/*fenced=*/true);
+    out.changed = true;
+    lock.unlock();
+    cv_.notify_all();
+    lock.lock();
+  }
   if (role_ == Role::kPrimary) {
     out.reply = Ack{m.volume, promise_, 0, wire::AckStatus::kNotReplica};
     return out;
