@@ -12,6 +12,10 @@
 #   VNVRAM-LAB: done
 #   VNVRAM-LAB-FILE-BEGIN name / |line... / VNVRAM-LAB-FILE-END name
 #
+# With vnvlab_mode=pair on the kernel command line this dom0 is one of the
+# two hosts of the two-host lab: after the toolstack it runs
+# tests/lab/two-host.sh (/lab/two-host.sh) instead of the scenarios below.
+#
 # Guests report through their own xenstore directory
 # (/local/domain/G/data/lab-*); dom0 hands them values and go signals the
 # same way. Every wait has a deadline.
@@ -58,9 +62,13 @@ now() {
 # vnvlab_deadline=, the qemu limit minus boot and log-collection margins):
 # no wait goes past it, so the logs always come out.
 DEADLINE=280
+MODE=single         # single: the scenarios below; pair: two-host.sh (a VM of two)
 read -r CMDLINE </proc/cmdline
 for kv in $CMDLINE; do
-  case $kv in vnvlab_deadline=*) DEADLINE=${kv#*=} ;; esac
+  case $kv in
+    vnvlab_deadline=*) DEADLINE=${kv#*=} ;;
+    vnvlab_mode=*) MODE=${kv#*=} ;;
+  esac
 done
 left() { awk -v d="$DEADLINE" -v u="$(up)" 'BEGIN { l = int(d - u); print (l > 0 ? l : 0) }'; }
 
@@ -99,13 +107,10 @@ dump() {
   echo "VNVRAM-LAB-FILE-END $1"
 }
 
-finish() {
-  if [ -n "${VNVRAMD_PID:-}" ] && kill -0 "$VNVRAMD_PID" 2>/dev/null; then
-    kill -TERM "$VNVRAMD_PID"
-    i=0
-    while kill -0 "$VNVRAMD_PID" 2>/dev/null && [ $i -lt 60 ]; do sleep 0.5; i=$((i + 1)); done
-    info "vnvramd stopped"
-  fi
+# save_logs: the logs as a tar on the results disk (or their tails on the
+# console). finish calls it; the two-host lab's host a calls it before it
+# asks to be killed.
+save_logs() {
   timeout 10 xl list >/tmp/xl-list.out 2>&1
   dmesg >/tmp/dmesg.out 2>&1
   timeout 10 xenstore-ls -fp /local/domain >/tmp/xenstore-ls.out 2>&1
@@ -124,6 +129,16 @@ finish() {
       dump "$(basename "$f")" /tmp/tail
     done
   fi
+}
+
+finish() {
+  if [ -n "${VNVRAMD_PID:-}" ] && kill -0 "$VNVRAMD_PID" 2>/dev/null; then
+    kill -TERM "$VNVRAMD_PID"
+    i=0
+    while kill -0 "$VNVRAMD_PID" 2>/dev/null && [ $i -lt 60 ]; do sleep 0.5; i=$((i + 1)); done
+    info "vnvramd stopped"
+  fi
+  save_logs
   mark "done uptime=$(up)"
   poweroff -f
   sleep 30
@@ -174,6 +189,13 @@ xen-init-dom0 >/dev/null || info "xen-init-dom0 failed"
 xenconsoled --pid-file=/run/xen/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console
 T_TOOLSTACK=$(up)
 timing toolstack-ready "${T_TOOLSTACK}s (dom0 uptime)"
+
+# One VM of the two-host lab: its own scenarios (tests/lab/two-host.sh).
+if [ "$MODE" = pair ]; then
+  # shellcheck source=two-host.sh
+  . /lab/two-host.sh
+  finish
+fi
 
 # ------------------------------------------- 1. platform tests, dom0 side
 timeout 120 xen_platform_test --log_level=test_suite --report_level=short \

@@ -131,6 +131,45 @@ writer2() {
   fi
 }
 
+# Two-host lab, host a: persist the records and keep the device open (the
+# demo pauses after the last one, attached, until this VM is killed).
+# data/lab-acked: the number of acknowledged persists ("persisted" lines).
+repl_writer() {
+  mkfifo /tmp/go
+  vnvram-guest-demo --platform xen --devid 0 --timeout-ms 60000 write --count "$RECORDS" \
+    --pause-after "$RECORDS" </tmp/go >/tmp/write.out 2>&1 &
+  pid=$!
+  exec 3>/tmp/go
+  now
+  end=$((NOW + STEP))
+  while ! grep -q '^paused' /tmp/write.out && kill -0 $pid 2>/dev/null && [ "$NOW" -lt $end ]; do
+    sleep 0.3
+    now
+  done
+  acked=$(grep -c '^persisted' /tmp/write.out)
+  grep -v '^persisted' /tmp/write.out
+  grep '^persisted' /tmp/write.out | tail -n 1
+  put open "$(grep -m1 '^open' /tmp/write.out)"
+  put first "$(grep -m1 '^persisted' /tmp/write.out)"
+  put acked "$acked"
+  if grep -q '^paused' /tmp/write.out; then
+    put result "PASS $acked records persisted (acknowledged), device held open"
+  else
+    put result "FAIL $acked of $RECORDS acknowledged: $(tail -n 2 /tmp/write.out | tr '\n' ' ')"
+  fi
+}
+
+# Two-host lab, host b after the promotion: every acknowledged record.
+repl_verifier() {
+  if demo_logged /tmp/verify.out verify --count "$RECORDS"; then
+    put open "$(grep -m1 '^open' /tmp/verify.out)"
+    put scan "$(demo_logged /tmp/scan.out scan >/dev/null; grep -m1 '^valid\|^bad' /tmp/scan.out)"
+    put verified "PASS $(tail -n 1 /tmp/verify.out)"
+  else
+    put verified "FAIL $(tail -n 2 /tmp/verify.out | tr '\n' ' ')"
+  fi
+}
+
 # must_fail WHAT CMD...: an isolation check; counts passes and failures.
 must_fail() {
   _what=$1
@@ -215,6 +254,8 @@ case $ROLE in
   writer1) writer1 ;;
   writer2) writer2 ;;
   hostile) hostile ;;
+  repl-writer) repl_writer ;;
+  repl-verifier) repl_verifier ;;
   *) say "unknown role '$ROLE'" ;;
 esac
 say "finished, uptime $(cut -d' ' -f1 /proc/uptime)"

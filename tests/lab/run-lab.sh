@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # run-lab.sh - the vnvram Xen lab: boots a real Xen 4.17 hypervisor with a
-# PV dom0 under qemu-system-x86_64 (TCG, no KVM, no network), runs the lab
-# scenarios there with the project's own binaries, and exits with their
-# result. See docs/lab.md.
+# PV dom0 under qemu-system-x86_64 (TCG, no KVM), runs the lab scenarios
+# there with the project's own binaries, then boots two such VMs linked only
+# by a qemu socket netdev on loopback (the two-host lab), and exits with
+# their result. See docs/lab.md.
 #
 #   tests/lab/run-lab.sh [--build-dir DIR] [--out DIR] [--cache DIR]
-#                        [--qemu-timeout S] [--keep-going]
+#                        [--qemu-timeout S] [--pair-timeout S]
+#                        [--part all|single|two-host]
 #
 #   --build-dir   the CMake build tree with bin/ and tests/ (default: build)
 #   --out         logs and images (default: BUILD/lab)
 #   --cache       downloaded .debs and their unpacked tree (default: BUILD/lab-cache)
-#   --qemu-timeout  hard limit for the whole qemu run (default 390 s)
+#   --qemu-timeout  hard limit for the single-VM qemu run (default 390 s)
+#   --pair-timeout  hard limit for the two-host run (default 300 s)
+#   --part        which lab to run (default all: single, then two-host)
 #   env VNVRAM_LAB_CPU: qemu -cpu model (default qemu64)
+#   env VNVRAM_LAB_REQUIRE_REPLICATION=1: a skipped replication scenario
+#       (the build's vnvramd has no --cluster) fails the run
 #
 # Exit status: 0 every scenario passed; 1 a scenario failed or the run
 # broke; 77 the lab cannot run on this machine (no qemu and it cannot be
@@ -30,6 +36,8 @@ BUILD=$REPO/build
 OUT=""
 CACHE=""
 QEMU_TIMEOUT=${VNVRAM_LAB_QEMU_TIMEOUT:-390}
+PAIR_TIMEOUT=${VNVRAM_LAB_PAIR_TIMEOUT:-300}
+PART=all
 # qemu's CPU model. `max` (which needs smap=0 smep=0 for the PV dom0 under
 # TCG) showed sporadic user-space corruption here (busybox date crashing,
 # glibc malloc aborts, xl's XZ check of the guest kernel failing); qemu64
@@ -42,10 +50,17 @@ while [[ $# -gt 0 ]]; do
     --out) OUT=$2; shift 2 ;;
     --cache) CACHE=$2; shift 2 ;;
     --qemu-timeout) QEMU_TIMEOUT=$2; shift 2 ;;
-    -h | --help) sed -n '2,24p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    --pair-timeout) PAIR_TIMEOUT=$2; shift 2 ;;
+    --part) PART=$2; shift 2 ;;
+    -h | --help) sed -n '2,31p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "run-lab.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
+case $PART in all | single | two-host) ;; *)
+  echo "run-lab.sh: --part '$PART': not all, single or two-host" >&2
+  exit 2
+  ;;
+esac
 BUILD=$(cd "$BUILD" && pwd)
 OUT=${OUT:-$BUILD/lab}
 CACHE=${CACHE:-$BUILD/lab-cache}
@@ -55,6 +70,8 @@ CACHE=$(cd "$CACHE" && pwd)
 
 # The scenarios the lab must report, each PASS (dom0-init.sh prints them).
 SCENARIOS=(platform-dom0 platform-guest persist-recreate schema-live hostile-fence isolation)
+# The two-host lab's scenarios, HOST:NAME (two-host.sh prints them).
+PAIR_SCENARIOS=(a:net-link b:net-link b:replication-failover)
 
 T_START=$(date +%s%N)
 log() {
@@ -236,7 +253,8 @@ build_images() {
   finish_stage "$st" "$w/guest-initrd.cpio.gz"
 
   st=$w/stage-dom0
-  base_stage "$st" virtio_pci virtio_blk
+  # e1000: the NIC of the two-host lab (a qemu socket netdev between the VMs).
+  base_stage "$st" virtio_pci virtio_blk e1000
   local xb=usr/lib/xen-4.17/bin
   for b in xl xenstored xenconsoled xen-init-dom0 libxl-save-helper; do
     copy_elf "$st" "$ROOT/$xb/$b" "$xb/$b"
@@ -254,6 +272,7 @@ build_images() {
     cp "$VNVRAM_LAB_PRELOAD" "$st/usr/lib/vnvramd-preload.so"
   fi
   install -m 755 "$LAB_DIR/dom0-init.sh" "$st/init"
+  install -D -m 644 "$LAB_DIR/two-host.sh" "$st/lab/two-host.sh"
   finish_stage "$st" "$w/dom0-initrd.cpio.gz"
   log "images: dom0 $(du -h "$w/dom0-initrd.cpio.gz" | cut -f1), guest $(du -h "$w/guest-initrd.cpio.gz" | cut -f1)"
 }
@@ -261,11 +280,32 @@ build_images() {
 # -------------------------------------------------------------------- boot
 SERIAL=$OUT/serial.log
 
-boot() {
+# stamp LOG LABEL T0: appends qemu's output to LOG, every line stamped with
+# the seconds since T0 (microseconds since the epoch); shows lab markers live.
+stamp() {
+  local log=$1 label=$2 t0=$3 line now
+  while IFS= read -r line; do
+    line=${line%$'\r'}
+    now=$(((${EPOCHREALTIME/./} - t0) / 10000))
+    printf '[%4d.%02d] %s\n' $((now / 100)) $((now % 100)) "$line" >>"$log"
+    if [[ $line == VNVRAM-LAB:* ]]; then
+      printf '[%s %4d.%02ds] %s\n' "$label" $((now / 100)) $((now % 100)) "${line#VNVRAM-LAB: }"
+    fi
+  done
+}
+
+# xen_cmdline DOM0_MEM DOM0_VCPUS: Xen's command line.
+xen_cmdline() {
   # gnttab_max_frames: dom0 grants a 64 MiB region (16384 pages) plus its
   # page directory; 128 frames = 65536 v1 grants leaves room for more.
-  local xencmd="console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=2"
-  xencmd+=" loglvl=all guest_loglvl=all smap=0 smep=0 gnttab_max_frames=128"
+  local c="console=com1 com1=115200,8n1 dom0_mem=$1,max:$1 dom0_max_vcpus=$2"
+  c+=" loglvl=all guest_loglvl=all smap=0 smep=0 gnttab_max_frames=128"
+  echo "$c"
+}
+
+boot() {
+  local xencmd
+  xencmd=$(xen_cmdline 1024M 2)
   # dom0 stops waiting at vnvlab_deadline (its uptime), leaving time for
   # the boot (up to 60 s under load) and for writing the logs.
   local dom0cmd="console=hvc0 earlyprintk=xen rdinit=/init loglevel=4"
@@ -283,25 +323,14 @@ boot() {
     echo
   } >"$OUT/qemu-cmdline.txt"
   log "booting Xen + dom0 under qemu TCG (limit ${QEMU_TIMEOUT}s); serial log: $SERIAL"
-  local t0 rc=0 line now
+  local t0 rc=0
   # dom0 writes its logs as a tar onto this disk at the end.
   rm -f "$OUT/work/results.img"
   truncate -s 64M "$OUT/work/results.img"
   t0=${EPOCHREALTIME/./}
   : >"$SERIAL"
-  # Every line gets the host time since qemu started; lab markers are also
-  # shown live.
   set +e
-  timeout -k 10 "$QEMU_TIMEOUT" "${qemu[@]}" </dev/null 2>&1 | {
-    while IFS= read -r line; do
-      line=${line%$'\r'}
-      now=$(((${EPOCHREALTIME/./} - t0) / 10000))
-      printf '[%4d.%02d] %s\n' $((now / 100)) $((now % 100)) "$line" >>"$SERIAL"
-      if [[ $line == VNVRAM-LAB:* ]]; then
-        printf '[qemu %4d.%02ds] %s\n' $((now / 100)) $((now % 100)) "${line#VNVRAM-LAB: }"
-      fi
-    done
-  }
+  timeout -k 10 "$QEMU_TIMEOUT" "${qemu[@]}" </dev/null 2>&1 | stamp "$SERIAL" qemu "$t0"
   rc=${PIPESTATUS[0]}
   set -e
   QEMU_SECONDS=$(((${EPOCHREALTIME/./} - t0) / 1000000))
@@ -309,58 +338,352 @@ boot() {
   QEMU_RC=$rc
 }
 
+# ------------------------------------------------------- the two-host lab
+# Two VMs, host a and host b, each Xen + dom0 with an e1000 NIC; the only
+# link between them is qemu's socket netdev: host a's qemu listens on
+# 127.0.0.1:PORT (a free port, checked), host b's connects to it. No other
+# network: no user networking, no tap, no route off the build machine.
+PAIR=$OUT/two-host
+PAIR_MEM=${VNVRAM_LAB_PAIR_MEM:-1280} # MiB per VM: dom0 512M, one 256M guest, Xen
+PAIR_SMP=${VNVRAM_LAB_PAIR_SMP:-1}    # vCPUs per VM: two VMs share the build machine
+REPL=0
+REPL_WHY=""
+PAIR_KILLED=""
+PAIR_NOTIFIED=""
+PAIR_SECONDS=0
+declare -A VM_JOB=()
+
+# repl_support: REPL=1 when the build has the replication engine's interface
+# (vnvramd --cluster; nvram-tool promote, status, inspect); else REPL_WHY.
+repl_support() {
+  local why="" h c missing=()
+  "$BUILD/bin/vnvramd" --help 2>&1 | grep -q -- '--cluster' || why="vnvramd has no --cluster option"
+  h=$("$BUILD/bin/nvram-tool" --help 2>&1) || true
+  for c in promote status inspect; do
+    grep -Eq "^ +$c( |$)" <<<"$h" || missing+=("$c")
+  done
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    why+="${why:+, }nvram-tool has no $(IFS=/ && echo "${missing[*]}") command"
+    [[ ${#missing[@]} -eq 1 ]] || why+="s"
+  fi
+  if [[ -z $why ]]; then
+    REPL=1
+  else
+    REPL=0
+    REPL_WHY="$why (vnvramd --help, nvram-tool --help of $BUILD: the replication engine is not in this build)"
+  fi
+}
+
+# pair_argv a|b NETDEV_OPTIONS: the qemu command of one host into PQ.
+pair_argv() {
+  local h=$1 n=1 m=2
+  [[ $h == a ]] || { n=2; m=1; }
+  local dom0cmd="console=hvc0 earlyprintk=xen rdinit=/init loglevel=4"
+  dom0cmd+=" vnvlab_deadline=$((PAIR_TIMEOUT - 60)) vnvlab_mode=pair vnvlab_host=$h"
+  dom0cmd+=" vnvlab_ip=10.77.0.$n vnvlab_peer=10.77.0.$m vnvlab_repl=$REPL"
+  # shellcheck disable=SC2054 # commas belong to qemu's option syntax
+  PQ=(qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -m "$PAIR_MEM" -smp "$PAIR_SMP"
+    -cpu "$QEMU_CPU" -nographic -serial mon:stdio -no-reboot -net none
+    -netdev "socket,id=wire,$2" -device "e1000,netdev=wire,mac=52:54:00:77:00:0$n"
+    -drive "file=$PAIR/results-$h.img,format=raw,if=none,id=results"
+    -device virtio-blk-pci,drive=results -pidfile "$PAIR/qemu-$h.pid"
+    -kernel "$CACHE/xen.elf" -append "$(xen_cmdline 512M "$PAIR_SMP")"
+    -initrd "$ROOT/boot/vmlinuz-$KVER ${dom0cmd//,/,,},$OUT/work/dom0-initrd.cpio.gz")
+}
+
+# start_vm a|b NETDEV_OPTIONS STDIN: one host's qemu in the background;
+# its exit status lands in PAIR/qemu-H.rc, its pid in PAIR/qemu-H.pid.
+start_vm() {
+  local h=$1
+  pair_argv "$h" "$2"
+  {
+    printf 'qemu argv:'
+    printf " '%s'" "${PQ[@]}"
+    echo
+  } >"$PAIR/qemu-cmdline-$h.txt"
+  rm -f "$PAIR/qemu-$h.pid" "$PAIR/qemu-$h.rc" "$PAIR/results-$h.img"
+  truncate -s 64M "$PAIR/results-$h.img"
+  (
+    set +e
+    # bash's own notes (host a's qemu "Killed") go to a file, not the report.
+    exec 7>&- 2>>"$PAIR/harness-$h.log"
+    timeout -k 10 "$PAIR_TIMEOUT" "${PQ[@]}" <"$3" 2>&1 | stamp "$PAIR/serial-$h.log" "host-$h" "$PAIR_T0"
+    echo "${PIPESTATUS[0]}" >"$PAIR/qemu-$h.rc"
+  ) &
+  VM_JOB[$h]=$!
+}
+
+# listening PID PORT: PID holds a TCP socket listening on 127.0.0.1:PORT.
+listening() {
+  local inode f
+  inode=$(awk -v a="$(printf '0100007F:%04X' "$2")" '$2 == a && $4 == "0A" { print $10; exit }' /proc/net/tcp)
+  [[ -n $inode ]] || return 1
+  for f in /proc/"$1"/fd/*; do
+    [[ $(readlink "$f" 2>/dev/null) == "socket:[$inode]" ]] && return 0
+  done
+  return 1
+}
+
+# port_in_use PORT: any local TCP socket (IPv4 or IPv6) on PORT.
+port_in_use() {
+  awk -v p="$(printf ':%04X' "$1")" 'FNR > 1 && substr($2, length($2) - 4) == p { f = 1 } END { exit !f }' \
+    /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+# since_pair: seconds since the two-host run started, as the serial stamps.
+since_pair() {
+  local c=$(((${EPOCHREALTIME/./} - PAIR_T0) / 10000))
+  printf '%d.%02d' $((c / 100)) $((c % 100))
+}
+
+# pair_cleanup: when the harness ends early (a signal, a die), the qemus of
+# the two-host lab it started go too (by the pids they wrote).
+pair_cleanup() {
+  local h pid
+  for h in a b; do
+    pid=$(cat "$PAIR/qemu-$h.pid" 2>/dev/null) || continue
+    if [[ -f $PAIR/qemu-$h.rc ]]; then continue; fi
+    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$PAIR/qemu-$h.pid"; then
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+  done
+}
+
+pair_boot() {
+  trap pair_cleanup EXIT
+  trap 'exit 1' INT TERM
+  rm -rf "$PAIR"
+  mkdir -p "$PAIR"
+  local avail need_mib=$((2 * PAIR_MEM + 256))
+  avail=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
+  if [[ -n $avail && $avail -lt $need_mib ]]; then
+    log "warning: ${avail} MiB available, the two VMs take up to ${need_mib} MiB"
+  fi
+  if [[ $REPL -eq 1 ]]; then
+    log "two-host lab: net-link and replication-failover"
+  else
+    log "two-host lab: net-link; replication-failover SKIPPED: $REPL_WHY"
+  fi
+  # Host b's console input: the build machine's word that host a is dead.
+  mkfifo "$PAIR/to-b"
+  exec 7<>"$PAIR/to-b"
+  PAIR_T0=${EPOCHREALTIME/./}
+  : >"$PAIR/serial-a.log"
+  : >"$PAIR/serial-b.log"
+  # Host a listens on a free loopback port. A port that another process
+  # takes between the check and qemu's bind makes qemu exit at once: then
+  # another port is tried. Host b connects only once host a's qemu itself
+  # holds the listening socket.
+  local tries=0 port="" qpid="" end
+  while [[ -z $port ]]; do
+    tries=$((tries + 1))
+    [[ $tries -le 10 ]] || die "two-host: qemu of host a never listened (see $PAIR/serial-a.log)"
+    local p=$((20000 + RANDOM % 40000))
+    port_in_use "$p" && continue
+    start_vm a "listen=127.0.0.1:$p" /dev/null
+    end=$((SECONDS + 30))
+    while :; do
+      qpid=$(cat "$PAIR/qemu-a.pid" 2>/dev/null) || qpid=""
+      if [[ -n $qpid ]] && listening "$qpid" "$p"; then
+        port=$p
+        break
+      fi
+      if [[ -f $PAIR/qemu-a.rc ]] || ((SECONDS >= end)); then
+        [[ -f $PAIR/qemu-a.rc ]] || { [[ -n $qpid ]] && kill -9 "$qpid" 2>/dev/null; }
+        wait "${VM_JOB[a]}" || true
+        log "host a's qemu did not listen on 127.0.0.1:$p: $(tail -n 1 "$PAIR/serial-a.log")"
+        break
+      fi
+      sleep 0.05
+    done
+  done
+  log "host a (qemu pid $qpid) listens on 127.0.0.1:$port; starting host b; serial logs: $PAIR/serial-{a,b}.log"
+  start_vm b "connect=127.0.0.1:$port" "$PAIR/to-b"
+
+  local a_done b_done kill_line="" msg
+  end=$((SECONDS + PAIR_TIMEOUT + 30))
+  while :; do
+    a_done=0
+    b_done=0
+    [[ -f $PAIR/qemu-a.rc ]] && a_done=1
+    [[ -f $PAIR/qemu-b.rc ]] && b_done=1
+    # Host a asks to be killed once its guest's persists are acknowledged
+    # and its logs are on the results disk: kill -9 of its qemu, the
+    # process this script started (pid from qemu's -pidfile).
+    if [[ -z $PAIR_KILLED && $a_done -eq 0 ]] &&
+      kill_line=$(grep -a -m1 'VNVRAM-LAB: kill-me' "$PAIR/serial-a.log"); then
+      qpid=$(cat "$PAIR/qemu-a.pid" 2>/dev/null) || qpid=""
+      if [[ -n $qpid ]]; then kill -9 "$qpid" 2>/dev/null || true; fi
+      PAIR_KILLED=$(since_pair)
+      log "host a asked to be killed: kill -9 $qpid (its qemu) at ${PAIR_KILLED}s"
+    fi
+    if [[ $a_done -eq 1 && -z $PAIR_NOTIFIED ]]; then
+      PAIR_NOTIFIED=$(since_pair)
+      if [[ $REPL -eq 1 ]]; then
+        if [[ -n $PAIR_KILLED ]]; then
+          msg="vnvlab-host peer-killed ${kill_line#*kill-me }"
+        else
+          msg="vnvlab-host abort: host a ended without asking to be killed"
+        fi
+        printf '%s\n' "$msg" >&7
+        log "host a's qemu is gone (exit $(cat "$PAIR/qemu-a.rc")); to host b's console: $msg"
+      fi
+    fi
+    [[ $a_done -eq 1 && $b_done -eq 1 ]] && break
+    if ((SECONDS >= end)); then
+      log "two-host run past its limit"
+      break
+    fi
+    sleep 0.2
+  done
+  wait "${VM_JOB[a]}" "${VM_JOB[b]}" || true
+  exec 7>&-
+  PAIR_SECONDS=$(((${EPOCHREALTIME/./} - PAIR_T0) / 1000000))
+  local h
+  for h in a b; do
+    echo "qemu exit: $(cat "$PAIR/qemu-$h.rc" 2>/dev/null || echo '?') after $PAIR_SECONDS s (run)" >>"$PAIR/serial-$h.log"
+  done
+}
+
 # --------------------------------------------------------------- results
-# Files dom0 printed between VNVRAM-LAB-FILE-BEGIN/END markers go to OUT/dom0/.
+# collect SERIAL DISK DIR: files dom0 printed between VNVRAM-LAB-FILE-BEGIN/END
+# markers, and the tar dom0 wrote on the results disk, go to DIR.
 collect() {
-  rm -rf "$OUT/dom0"
-  mkdir -p "$OUT/dom0"
-  awk -v dir="$OUT/dom0" '
+  rm -rf "$3"
+  mkdir -p "$3"
+  awk -v dir="$3" '
     { sub(/^\[ *[0-9]+\.[0-9]+\] /, "") }
     /^VNVRAM-LAB-FILE-BEGIN / { f = dir "/" $2; printf "" > f; next }
     /^VNVRAM-LAB-FILE-END / { if (f != "") close(f); f = ""; next }
     f != "" && /^\|/ { print substr($0, 2) >> f }
-  ' "$SERIAL"
-  tar -xf "$OUT/work/results.img" -C "$OUT/dom0" 2>/dev/null || true
+  ' "$1"
+  tar -xf "$2" -C "$3" 2>/dev/null || true
 }
 
-report() {
-  local failed=0 s line
+FAILED=0
+TAILS=()
+
+# marker_line LOG NAME: the first "scenario NAME" marker in LOG, without stamp.
+marker_line() {
+  grep -a -m1 "VNVRAM-LAB: scenario $2 " "$1" | sed 's/^\[[ 0-9.]*\] VNVRAM-LAB: scenario //' || true
+}
+
+report_single() {
+  local s line
   echo "== xen lab results (logs: $OUT) =="
   for s in "${SCENARIOS[@]}"; do
-    line=$(grep -a -m1 "VNVRAM-LAB: scenario $s " "$SERIAL" | sed 's/^\[[ 0-9.]*\] VNVRAM-LAB: scenario //') || true
+    line=$(marker_line "$SERIAL" "$s")
     if [[ -z $line ]]; then
       echo "  $s: NOT REPORTED"
-      failed=1
+      FAILED=1
     else
       echo "  $line"
-      [[ $line == "$s PASS"* ]] || failed=1
+      [[ $line == "$s PASS"* ]] || FAILED=1
     fi
   done
   # Anything else dom0 reported as failed.
-  if grep -a "VNVRAM-LAB: scenario .* FAIL" "$SERIAL" >/dev/null; then failed=1; fi
+  if grep -a "VNVRAM-LAB: scenario .* FAIL" "$SERIAL" >/dev/null; then FAILED=1; fi
   echo "== timings =="
   local boot
   boot=$(grep -a -m1 "VNVRAM-LAB: dom0-init" "$SERIAL" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p') || true
   echo "  boot (qemu start to dom0 /init): ${boot:-?} s"
   grep -a "VNVRAM-LAB: timing " "$SERIAL" | sed 's/^\[ *\([0-9.]*\)\] VNVRAM-LAB: timing /  /' || true
-  echo "  qemu run: ${QEMU_SECONDS}s (exit $QEMU_RC); whole lab: $((($(date +%s%N) - T_START) / 1000000000))s"
+  echo "  qemu run: ${QEMU_SECONDS}s (exit $QEMU_RC)"
   if ! grep -aq "VNVRAM-LAB: done" "$SERIAL"; then
     echo "dom0 did not finish (no 'done' marker; qemu exit $QEMU_RC; timeout ${QEMU_TIMEOUT}s)"
-    failed=1
+    FAILED=1
   fi
-  if [[ $failed -ne 0 ]]; then
+  TAILS+=("$OUT/dom0" "$SERIAL")
+}
+
+report_pair() {
+  local hs h s line lines f=0
+  echo "== two-host lab results (logs: $PAIR) =="
+  for hs in "${PAIR_SCENARIOS[@]}"; do
+    h=${hs%%:*}
+    s=${hs#*:}
+    if [[ $s == replication-failover && $REPL -ne 1 ]]; then
+      echo "  $s SKIPPED: $REPL_WHY"
+      SKIPPED+=("$s")
+      if [[ ${VNVRAM_LAB_REQUIRE_REPLICATION:-0} == 1 ]]; then
+        echo "  (VNVRAM_LAB_REQUIRE_REPLICATION=1: a skipped replication scenario fails the run)"
+        f=1
+      fi
+      continue
+    fi
+    line=$(marker_line "$PAIR/serial-$h.log" "$s")
+    if [[ -z $line ]]; then
+      echo "  [host $h] $s: NOT REPORTED"
+      f=1
+    else
+      echo "  [host $h] $line"
+      [[ $line == "$s PASS"* ]] || f=1
+    fi
+  done
+  # Failures either host reported (host a's reasons when host b never got
+  # to report).
+  for h in a b; do
+    lines=$(grep -a "VNVRAM-LAB: scenario .* FAIL" "$PAIR/serial-$h.log" |
+      sed 's/^\[[ 0-9.]*\] VNVRAM-LAB: scenario /  [host '"$h"'] /') || true
+    if [[ -n $lines ]]; then
+      echo "$lines" | sort -u
+      f=1
+    fi
+  done
+  echo "== two-host timings (seconds since the two-host run started) =="
+  for h in a b; do
+    line=$(grep -a -m1 "VNVRAM-LAB: dom0-init" "$PAIR/serial-$h.log" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p') || true
+    echo "  host $h boot (to dom0 /init): ${line:-?} s"
+  done
+  for h in a b; do
+    grep -a "VNVRAM-LAB: timing " "$PAIR/serial-$h.log" |
+      sed 's/^\[ *\([0-9.]*\)\] VNVRAM-LAB: timing \(.*\)/  [host '"$h"' at \1 s] \2/' || true
+  done
+  [[ -z $PAIR_KILLED ]] || echo "  host a killed (kill -9 of its qemu): ${PAIR_KILLED}s; host b told: ${PAIR_NOTIFIED}s"
+  echo "  two-host run: ${PAIR_SECONDS}s (qemu exit: a $(cat "$PAIR/qemu-a.rc" 2>/dev/null || echo '?'), b $(cat "$PAIR/qemu-b.rc" 2>/dev/null || echo '?'))"
+  if ! grep -aq "VNVRAM-LAB: done" "$PAIR/serial-b.log"; then
+    echo "host b's dom0 did not finish (no 'done' marker)"
+    f=1
+  fi
+  if [[ $REPL -eq 1 && -z $PAIR_KILLED ]]; then
+    echo "host a never asked to be killed"
+    f=1
+  elif [[ $REPL -ne 1 ]] && ! grep -aq "VNVRAM-LAB: done" "$PAIR/serial-a.log"; then
+    echo "host a's dom0 did not finish (no 'done' marker)"
+    f=1
+  fi
+  [[ $f -eq 0 ]] || FAILED=1
+  TAILS+=("$PAIR/dom0-a" "$PAIR/serial-a.log" "$PAIR/dom0-b" "$PAIR/serial-b.log")
+}
+
+SKIPPED=()
+report() {
+  [[ $PART == two-host ]] || report_single
+  [[ $PART == single ]] || report_pair
+  echo "whole lab: $((($(date +%s%N) - T_START) / 1000000000))s"
+  if [[ $FAILED -ne 0 ]]; then
+    local t f
     echo "== log tails =="
-    for f in "$OUT"/dom0/*; do
-      [[ -f $f ]] || continue
-      echo "--- $f (last 25 lines)"
-      tail -n 25 "$f"
+    for t in "${TAILS[@]}"; do
+      if [[ -d $t ]]; then
+        for f in "$t"/*; do
+          [[ -f $f ]] || continue
+          echo "--- $f (last 25 lines)"
+          tail -n 25 "$f"
+        done
+      elif [[ -f $t ]]; then
+        echo "--- $t (last 40 lines)"
+        tail -n 40 "$t"
+      fi
     done
-    echo "--- $SERIAL (last 40 lines)"
-    tail -n 40 "$SERIAL"
     echo "FAIL: xen_lab"
     return 1
   fi
-  echo "PASS: xen_lab"
+  if [[ ${#SKIPPED[@]} -gt 0 ]]; then
+    echo "PASS: xen_lab (SKIPPED: ${SKIPPED[*]}: $REPL_WHY)"
+  else
+    echo "PASS: xen_lab"
+  fi
 }
 
 main() {
@@ -372,8 +695,16 @@ main() {
   done
   fetch
   build_images
-  boot
-  collect
+  if [[ $PART != two-host ]]; then
+    boot
+    collect "$SERIAL" "$OUT/work/results.img" "$OUT/dom0"
+  fi
+  if [[ $PART != single ]]; then
+    repl_support
+    pair_boot
+    collect "$PAIR/serial-a.log" "$PAIR/results-a.img" "$PAIR/dom0-a"
+    collect "$PAIR/serial-b.log" "$PAIR/results-b.img" "$PAIR/dom0-b"
+  fi
   report
 }
 
