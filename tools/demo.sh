@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# vnvram demo (first version): one simulated host on the sim platform.
+# vnvram demo: three simulated hosts a, b and c replicating one volume.
 #
 #   tools/demo.sh [BIN_DIR]        (make demo builds, then runs this)
 #
-# Starts a sim xenstored, vnvramd as dom0 and guest programs as domain 1,
-# each in its own process; attaches a device; writes and persists numbered,
-# checksummed records; kills (-9) a writing guest and shows every record it
-# had acknowledged intact; restarts the backend (SIGTERM, vault, restart)
-# under a live guest, which re-handshakes and goes on; shows every record
-# intact again (through the mapping and in copy mode); detaches. Prints a
-# narrative with timings. Every process it starts is stopped by the EXIT
-# trap. Waits are on events (ready fds, output lines) with deadlines.
+# Each host is a sim xenstored (dom0 and a guest domain 1) and a vnvramd as
+# its dom0, all on this machine; the vnvramds replicate one 2 MiB volume
+# over ZeroMQ on 127.0.0.1 (cluster file in the work directory, policy sync,
+# a majority acknowledges every persist). It shows, in order:
+#   1. the three hosts up: host a primary of epoch 1, b and c in sync;
+#   2. a guest on host a writes and persists records; b and c hold the same
+#      bytes right after (nvram-tool inspect: crc32c and sequence per host);
+#   3. a guest killed with SIGKILL mid-stream: every record it had
+#      acknowledged is intact;
+#   4. replica c killed (-9) while a guest writes: writes go on (a+b are a
+#      majority); c restarts and is resynced while writing continues; the
+#      guest is stopped and the three copies converge;
+#   5. host a lost (its vnvramd and its guest killed -9): nvram-tool promote
+#      on host b (b+c a majority) makes b primary of epoch 2; a new guest on
+#      host b reads every record acknowledged on a;
+#   6. detach, and a summary.
+# Prints a narrative with timings. Every process it starts is stopped by the
+# EXIT trap. Waits are on events with deadlines (ready fds, guest output
+# lines, `nvram-tool status --json` polled until it says so); no bare sleeps.
 set -euo pipefail
 
 BIN=${1:-build/bin}
@@ -18,38 +29,53 @@ BIN=$(cd "$BIN" && pwd)
 for b in vnvram-xenstored vnvramd nvram-tool vnvram-guest-demo; do
   [[ -x $BIN/$b ]] || { echo "demo: $BIN/$b is missing (run make demo)" >&2; exit 1; }
 done
+command -v perl >/dev/null || { echo "demo: perl is missing (perl-base, Essential on Debian)" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/vnvram-demo.XXXXXX)
-XS=$WORK/xs
-VAULT=$WORK/vault
-mkdir -p "$XS" "$VAULT"
+CLUSTER=$WORK/cluster.json
 VOLUME=6a1e5d2c-0b7f-4c3e-9d8a-5f4e3d2c1b0a
+SIZE=2097152
+PIECE=1048576                 # inspect reads the copies in 1 MiB pieces (max-data)
+CAPACITY=$(( (SIZE - 4096) / 64 ))   # demo records: 64 bytes each after a 4 KiB header
 PIDS=()
+declare -A BE                 # host -> pid of its vnvramd
 
 cleanup() {
-  local rc=$?
-  for pid in "${PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
+  local rc=$? i pid
+  # Newest first: guests, then the vnvramds, then their xenstoreds.
+  for (( i = ${#PIDS[@]} - 1; i >= 0; i-- )); do
+    pid=${PIDS[i]}
+    kill -TERM "$pid" 2>/dev/null || continue
     # Up to 5 s for a clean exit (tail --pid waits on the process itself).
-    timeout 5 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    timeout 5 tail -s 0.02 --pid="$pid" -f /dev/null 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  rm -rf "$WORK"
-  if [[ $rc -ne 0 ]]; then echo "demo: FAILED (exit $rc)" >&2; fi
+  if [[ $rc -ne 0 ]]; then
+    echo "demo: FAILED (exit $rc); logs kept in $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
   exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-T0=$(date +%s%N)
-ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+# Times are in microseconds, from bash's clock (no process per reading).
+[[ -n ${EPOCHREALTIME:-} ]] || { echo "demo: needs bash 5 (EPOCHREALTIME)" >&2; exit 1; }
+T0=${EPOCHREALTIME//[!0-9]/}
+ms() { echo $(( (${EPOCHREALTIME//[!0-9]/} - $1) / 1000 )); }
 say() {
-  local e=$(( ($(date +%s%N) - T0) / 1000000 ))
+  local e=$(( (${EPOCHREALTIME//[!0-9]/} - T0) / 1000 ))
   printf '[%3d.%03ds] %s\n' $((e / 1000)) $((e % 1000)) "$*"
 }
+indent() { sed 's/^/           /'; }
 die() { echo "demo: $*" >&2; exit 1; }
+# reaped PID: a process we have waited for leaves the list the EXIT trap stops.
+reaped() {
+  local p keep=()
+  for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
 
 # Starts "$@" in the background with --ready-fd 3 and waits (10 s) for its
 # ready byte; the pid ends up in LAST_PID and PIDS.
@@ -64,95 +90,268 @@ start_ready() {
   rm -f "$fifo"
 }
 
-TOOL=("$BIN/nvram-tool" --platform "sim:$XS:0")
-GUEST=("$BIN/vnvram-guest-demo" --platform "sim:$XS:1")
+start_vnvramd() {
+  local h=$1
+  start_ready "$WORK/$h/vnvramd.log" "$BIN/vnvramd" --platform "sim:$WORK/$h/xs:0" \
+    --vault-dir "$WORK/$h/vault" --host-id "$h" --cluster "$CLUSTER"
+  BE[$h]=$LAST_PID
+}
 
-echo "== vnvram demo: one sim host, backend in dom0, guest in domain 1 =="
-t=$(date +%s%N)
-start_ready "$WORK/xenstored.log" "$BIN/vnvram-xenstored" --socket-dir "$XS" --domain 1
-XS_PID=$LAST_PID
-say "sim xenstored up (pid $XS_PID) in $(ms "$t") ms: the real xenstore wire protocol on $XS/socket"
-t=$(date +%s%N)
-start_ready "$WORK/vnvramd.log" "$BIN/vnvramd" --platform "sim:$XS:0" --vault-dir "$VAULT"
-BE_PID=$LAST_PID
-say "vnvramd up as dom0 (pid $BE_PID) in $(ms "$t") ms, vault in $VAULT"
+tool() { local h=$1; shift; "$BIN/nvram-tool" --platform "sim:$WORK/$h/xs:0" "$@"; }
+guest() { local h=$1; shift; "$BIN/vnvram-guest-demo" --platform "sim:$WORK/$h/xs:1" "$@"; }
 
-t=$(date +%s%N)
-"${TOOL[@]}" attach 1 --backend 0 --devid 0 --size 2M --volume "$VOLUME" >/dev/null
-say "nvram-tool attach: device 0 of domain 1, 2 MiB, volume $VOLUME ($(ms "$t") ms)"
+# wait_status HOST SECONDS REGEX...: polls HOST's `nvram-tool status --json`
+# (flattened to one line) until every REGEX matches it; dies at the deadline.
+wait_status() {
+  local h=$1 secs=$2; shift 2
+  local end=$(( ${EPOCHREALTIME//[!0-9]/} + secs * 1000000 )) s re ok
+  for (( ;; )); do
+    s=$(tool "$h" status --json 2>/dev/null | tr -d ' \n' || true)
+    ok=1
+    for re in "$@"; do [[ $s =~ $re ]] || { ok=0; break; }; done
+    (( ok )) && return 0
+    (( ${EPOCHREALTIME//[!0-9]/} < end )) || die "host $h: status did not show $* within ${secs} s: $s"
+    sleep 0.05   # the polling interval, within the deadline above
+  done
+}
+primary_of() { echo "\"epoch\":\"$1\",.*\"role\":\"primary\",.*\"serving\":true"; }
+replica_is() { echo "\"host\":\"$1\",\"progress\":\"[0-9]+\",\"state\":\"$2\""; }
 
-# --- 1. a guest writes and persists records -----------------------------
-t=$(date +%s%N)
-out=$("${GUEST[@]}" write --count 2000 | tail -1)
+# copy_of HOST: "epoch E sequence S crc32c X Y" of HOST's copy of the volume,
+# read over ZeroMQ in 1 MiB pieces (nvram-tool inspect); fails (status 1,
+# with the reason) when a read fails or the copy changed between pieces.
+copy_of() {
+  local h=$1 off out crcs="" seq="" f
+  for (( off = 0; off < SIZE; off += PIECE )); do
+    out=$("$BIN/nvram-tool" inspect --cluster "$CLUSTER" --host "$h" --volume "$VOLUME" \
+      --offset "$off" --length "$PIECE" 2>&1) || { echo "inspect of host $h failed: $out"; return 1; }
+    # host H epoch E sequence S offset O length L crc32c X
+    read -r -a f <<<"$out"
+    [[ -z $seq || $seq == "${f[3]}/${f[5]}" ]] || { echo "host $h changed while read: $out"; return 1; }
+    seq="${f[3]}/${f[5]}"
+    crcs+=" ${f[11]}"
+  done
+  echo "epoch ${seq%/*} sequence ${seq#*/} crc32c${crcs}"
+}
+# same_copies HOST...: prints each host's copy; dies unless they are identical.
+same_copies() {
+  local h first="" c
+  for h in "$@"; do
+    c=$(copy_of "$h") || die "$c"
+    say "  host $h: $c"
+    [[ -z $first || $c == "$first" ]] || die "host $h's copy differs from host $1's"
+    first=$c
+  done
+}
+# converged SECONDS HOST...: reads the copies until they are identical (a
+# write may still be on its way), then prints them; dies at the deadline.
+converged() {
+  local end=$(( ${EPOCHREALTIME//[!0-9]/} + $1 * 1000000 )) h c first ok rows
+  shift
+  for (( ;; )); do
+    first="" ok=1 rows=()
+    for h in "$@"; do
+      c=$(copy_of "$h") || ok=0
+      rows+=("  host $h: $c")
+      [[ -z $first || $c == "$first" ]] || ok=0
+      first=${first:-$c}
+    done
+    if (( ok )); then
+      for c in "${rows[@]}"; do say "$c"; done
+      return 0
+    fi
+    (( ${EPOCHREALTIME//[!0-9]/} < end )) || die "the copies did not converge: ${rows[*]}"
+    sleep 0.05   # the polling interval, within the deadline above
+  done
+}
+
+# A guest writer on HOST's domain 1 writing records FROM..FROM+COUNT-1. Its
+# stdout goes to a file, so it never waits for us; we follow the file with
+# tail -f on fd $FOUT. ACKED is the last record we saw acknowledged.
+start_writer() {
+  local h=$1 from=$2 count=$3
+  WLOG=$WORK/writer.$from.out
+  : >"$WLOG"   # before tail opens it
+  # The binary itself in the background (not through a function), so that
+  # WPID is the guest process and kill -9 kills the guest.
+  "$BIN/vnvram-guest-demo" --platform "sim:$WORK/$h/xs:1" write --from "$from" --count "$count" \
+    >"$WLOG" 2>&1 &
+  WPID=$!
+  PIDS+=("$WPID")
+  exec {FOUT}< <(exec tail -n +1 --pid="$WPID" -f "$WLOG")
+  TPID=$!
+  PIDS+=("$TPID")
+  ACKED=$((from - 1))
+  DONE_LINE=""
+}
+# follow N SECONDS: reads the writer's lines until record N is acknowledged;
+# dies at the deadline, or if the writer fails or ends first.
+follow() {
+  local want=$1 end=$(( ${EPOCHREALTIME//[!0-9]/} + $2 * 1000000 )) line left secs
+  for (( ;; )); do
+    (( ACKED >= want )) && return 0
+    left=$(( (end - ${EPOCHREALTIME//[!0-9]/}) / 1000 ))
+    (( left > 0 )) || die "the guest writer did not get to record $want in $2 s (at $ACKED)"
+    printf -v secs '%d.%03d' $((left / 1000)) $((left % 1000))
+    if ! IFS= read -r -t "$secs" -u "$FOUT" line; then
+      [[ -z $DONE_LINE ]] || die "the guest writer ended (at record $ACKED) before record $want"
+      die "the guest writer stopped at record $ACKED: $(tail -2 "$WLOG")"
+    fi
+    case $line in
+      persisted\ *) line=${line#persisted }; ACKED=${line%% *} ;;
+      done*) DONE_LINE=$line ;;
+      error*) die "the guest writer failed: $line" ;;
+    esac
+  done
+}
+# acked_now: the last record the writer has acknowledged so far (its log, not
+# what we have read of it yet).
+acked_now() { sed -n 's/^persisted \([0-9]*\) .*/\1/p' "$WLOG" | tail -1; }
+# end_writer [kill]: SIGKILLs the writer (with kill) or reaps it; sets ACKED
+# to the last record it acknowledged (each "persisted" line is one write).
+end_writer() {
+  [[ ${1:-} == kill ]] && { kill -KILL "$WPID"; } 2>/dev/null
+  { wait "$WPID"; } 2>/dev/null || true
+  reaped "$WPID"
+  exec {FOUT}<&-
+  { kill -TERM "$TPID"; wait "$TPID"; } 2>/dev/null || true
+  reaped "$TPID"
+  ACKED=$(acked_now)
+}
+
+echo "== vnvram demo: three sim hosts a, b, c replicating one volume over ZeroMQ =="
+
+# Three free ports on 127.0.0.1: bound to port 0 together (so distinct), then
+# closed for the vnvramds to bind. perl-base is part of every Debian system.
+read -r PA PB PC < <(perl -MIO::Socket::INET -e '
+  my @s = map { IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 1)
+                or die "bind: $!\n" } 1..3;
+  print join(" ", map { $_->sockport } @s), "\n";')
+[[ -n ${PC:-} ]] || die "could not find free TCP ports on 127.0.0.1"
+cat >"$CLUSTER" <<EOF
+{
+  "version": 1,
+  "settings": {"heartbeat-interval-ms": 50, "peer-expiry-ms": 500},
+  "hosts": [
+    {"id": "a", "endpoint": "tcp://127.0.0.1:$PA"},
+    {"id": "b", "endpoint": "tcp://127.0.0.1:$PB"},
+    {"id": "c", "endpoint": "tcp://127.0.0.1:$PC"}
+  ],
+  "volumes": [
+    {"uuid": "$VOLUME", "name": "journal0", "size": "2M",
+     "replicas": ["a", "b", "c"], "policy": "sync"}
+  ]
+}
+EOF
+
+# --- 1. three hosts up, replicating ------------------------------------------
+t=${EPOCHREALTIME//[!0-9]/}
+for h in a b c; do
+  mkdir -p "$WORK/$h/xs" "$WORK/$h/vault"
+  start_ready "$WORK/$h/xenstored.log" "$BIN/vnvram-xenstored" --socket-dir "$WORK/$h/xs" --domain 1
+done
+say "hosts a, b, c: a sim xenstored each (dom0 + guest domain 1) in $(ms "$t") ms"
+t=${EPOCHREALTIME//[!0-9]/}
+for h in a b c; do start_vnvramd "$h"; done
+say "vnvramd up on a, b, c (pids ${BE[a]} ${BE[b]} ${BE[c]}) in $(ms "$t") ms; cluster: 127.0.0.1:$PA/$PB/$PC,"
+say "  volume journal0 of 2 MiB on replicas [a, b, c], policy sync, heartbeat 50 ms, peer expiry 500 ms"
+wait_status a 10 "$(primary_of 1)" "$(replica_is b in-sync)" "$(replica_is c in-sync)"
+say "host a (first replica) proposed epoch 1, b and c accepted: a is primary, b and c in sync ($(ms "$t") ms)"
+tool a status | grep -v '^  risk' | indent
+
+# --- 2. a guest on host a writes; b and c hold the same bytes -----------------
+t=${EPOCHREALTIME//[!0-9]/}
+tool a attach 1 --backend 0 --devid 0 --size 2M --volume "$VOLUME" >/dev/null
+say "nvram-tool attach on host a: device 0 of domain 1, volume $VOLUME ($(ms "$t") ms)"
+t=${EPOCHREALTIME//[!0-9]/}
+out=$(guest a write --count 2000 | tail -1) || true
 [[ $out == done* ]] || die "guest write failed: $out"
-say "guest (domain 1) wrote and persisted records 0-1999 in $(ms "$t") ms: $out"
-"${TOOL[@]}" list | sed 's/^/           /'
+say "guest on host a wrote and persisted records 0-1999 in $(ms "$t") ms: $out"
+say "  each persist is acknowledged once a majority (a + one of b, c) and every in-sync replica hold it"
+say "right after, the three copies (nvram-tool inspect of each host, 2 x 1 MiB):"
+same_copies a b c
 
-# --- 2. the guest crashes mid-stream --------------------------------------
-coproc WRITER { exec "${GUEST[@]}" write --from 2000 --count 20000 2>&1; }
-WPID=$WRITER_PID
-PIDS+=("$WPID")
-# bash forgets a coproc's fds when it exits: keep our own copies.
-exec {WOUT}<&"${WRITER[0]}" {WIN}>&"${WRITER[1]}"
-acked=-1
-while read -r -t 10 -u "$WOUT" line; do
-  if [[ $line =~ ^persisted\ ([0-9]+) ]]; then acked=${BASH_REMATCH[1]}; fi
-  (( acked >= 6000 )) && break
-done
-{ kill -KILL "$WPID"; wait "$WPID"; } 2>/dev/null || true
-exec {WOUT}<&- {WIN}>&-
-(( acked >= 6000 )) || die "the writer did not get to record 6000"
-say "a second guest process was killed with SIGKILL after record $acked was acknowledged"
-t=$(date +%s%N)
-out=$("${GUEST[@]}" verify --count $((acked + 1)) | tail -1)
-[[ $out == verified* ]] || die "after the frontend crash: $out"
-say "new guest process re-attached (backend dropped the dead ring, kept the region) and checked records 0-$acked: $out ($(ms "$t") ms)"
+# --- 3. a guest killed mid-stream ----------------------------------------------
+start_writer a 2000 20000
+follow 4000 10
+end_writer kill
+say "a guest process writing on host a was killed with SIGKILL after record $ACKED was acknowledged"
+t=${EPOCHREALTIME//[!0-9]/}
+out=$(guest a verify --count $((ACKED + 1)) | tail -1) || true
+[[ $out == verified* ]] || die "after the guest crash: $out"
+say "a new guest process re-attached (the backend dropped the dead ring, kept the region):"
+say "  records 0-$ACKED: $out ($(ms "$t") ms)"
 
-# --- 3. the backend restarts under a live guest ------------------------------
-next=$((acked + 1))
-coproc WRITER { exec "${GUEST[@]}" write --from "$next" --count 2000 --pause-after 1000 2>&1; }
-WPID=$WRITER_PID
-PIDS+=("$WPID")
-exec {WOUT}<&"${WRITER[0]}" {WIN}>&"${WRITER[1]}"
-while read -r -t 10 -u "$WOUT" line; do [[ $line == paused* ]] && break; done
-[[ $line == paused* ]] || die "the writer did not pause: $line"
-say "live guest paused after record ${line#paused }; stopping vnvramd (SIGTERM: vault, then exit)"
-t=$(date +%s%N)
-kill -TERM "$BE_PID"
-wait "$BE_PID" || die "vnvramd did not stop cleanly"
-say "vnvramd stopped in $(ms "$t") ms; vault: $(ls "$VAULT")"
-t=$(date +%s%N)
-start_ready "$WORK/vnvramd.log" "$BIN/vnvramd" --platform "sim:$XS:0" --vault-dir "$VAULT"
-BE_PID=$LAST_PID
-say "vnvramd restarted (pid $BE_PID) in $(ms "$t") ms: region restored from the vault, new grants published"
-echo go >&"$WIN"
-remap=""
-done_line=""
-while read -r -t 20 -u "$WOUT" line; do
-  [[ $line == remapped* ]] && remap=$line
-  if [[ -n $remap && -z ${first_after:-} && $line == persisted* ]]; then first_after=$line; fi
-  [[ $line == done* ]] && { done_line=$line; break; }
-done
-wait "$WPID" 2>/dev/null || true
-exec {WOUT}<&- {WIN}>&-
-[[ -n $remap && -n $done_line ]] || die "the live guest did not reconnect: ${line:-no output}"
-say "the live guest noticed the new backend, re-handshook and re-mapped ($remap);"
-say "  first persist after the restart: ${first_after:-?} (microseconds, re-handshake included)"
-say "  $done_line"
-last=$((next + 1999))
+# --- 4. replica c killed and resynced while a guest writes ---------------------
+# The guest writes until we stop it: once c is back in sync and 1000 more
+# records are acknowledged (the volume holds many more than that).
+from=$((ACKED + 1))
+start_writer a "$from" $((CAPACITY - from - 3000))
+follow $((from + 1000)) 10
+t_kill=${EPOCHREALTIME//[!0-9]/}
+{ kill -KILL "${BE[c]}"; wait "${BE[c]}"; } 2>/dev/null || true
+reaped "${BE[c]}"
+say "replica c's vnvramd killed (-9) while a guest on host a writes records from $from on (at $ACKED)"
+wait_status a 5 "$(primary_of 1)" "$(replica_is b in-sync)" "$(replica_is c '(down|outdated)')"
+down_at=$(acked_now)
+say "host a marked c $(tool a status | sed -n 's/^  replica c *\([a-z-]*\).*/\1/p') after $(ms "$t_kill") ms; writes go on, acknowledged by a + b"
+follow $((down_at + 500)) 10
+say "  records $down_at-$ACKED acknowledged while c is down"
+t=${EPOCHREALTIME//[!0-9]/}
+start_vnvramd c
+say "vnvramd of c restarted (pid ${BE[c]}) in $(ms "$t") ms; it lost its memory, so it does not vouch"
+wait_status a 10 "$(replica_is b in-sync)" "$(replica_is c in-sync)"
+synced_ms=$(ms "$t")
+synced_at=$(acked_now)
+resync=$(grep -o 'resync of c started: [^(]*([^)]*)' "$WORK/a/vnvramd.log" | tail -1)
+say "c back in sync $synced_ms ms after its restart, while the guest went on writing (at record $synced_at)"
+say "  host a's log: \"$resync\""
+follow $((synced_at + 1000)) 10
+end_writer kill
+longest=$(awk '/^persisted / { u = substr($4, 4) + 0; if (u > m) { m = u; r = $2 } }
+               END { printf "%d ms (record %d)", m / 1000, r }' "$WLOG")
+say "the guest, stopped (SIGKILL) after record $ACKED: records $synced_at-$ACKED acknowledged by all three"
+say "  its longest persist: $longest; one in flight when c died waits for c until a marks it down"
+say "the three copies converged:"
+converged 5 a b c
 
-# --- 4. everything is still there ----------------------------------------------
-t=$(date +%s%N)
-out=$("${GUEST[@]}" verify --count $((last + 1)) | tail -1)
-[[ $out == verified* ]] || die "final check: $out"
-say "all records 0-$last intact: $out ($(ms "$t") ms)"
-out=$("${GUEST[@]}" verify --count $((last + 1)) --copy-mode | tail -1)
-[[ $out == verified* ]] || die "final copy-mode check: $out"
-say "and again through copy mode (granted pages, no mapping): $out"
+# --- 5. host a lost: promote b --------------------------------------------------
+from=$((ACKED + 1))
+start_writer a "$from" 3000
+follow $((from + 1000)) 10
+t_lost=${EPOCHREALTIME//[!0-9]/}
+# Host a goes down with its guest: both killed at once.
+{ kill -KILL "${BE[a]}" "$WPID"; wait "${BE[a]}"; } 2>/dev/null || true
+reaped "${BE[a]}"
+end_writer
+LAST=$ACKED
+say "host a lost: its vnvramd and its guest killed (-9) mid-stream; last record acknowledged: $LAST"
+t=${EPOCHREALTIME//[!0-9]/}
+out=$(tool b promote --volume "$VOLUME" --timeout-ms 10000 2>&1) || true
+[[ $out == *": ok" ]] || die "promote on host b: $out; b's log: $(tail -3 "$WORK/b/vnvramd.log")"
+wait_status b 5 "$(primary_of 2)" "$(replica_is c in-sync)"
+promoted_ms=$(ms "$t_lost")
+say "nvram-tool promote on host b: \"$out\" in $(ms "$t") ms: b and c (a majority) accepted epoch 2,"
+say "  b adopted the freshest content, resynced c and serves as primary of epoch 2"
+t=${EPOCHREALTIME//[!0-9]/}
+tool b attach 1 --backend 0 --devid 0 --size 2M --volume "$VOLUME" >/dev/null
+out=$(guest b verify --count $((LAST + 1)) | tail -1) || true
+[[ $out == verified* ]] || die "on host b after the promotion: $out"
+serve_ms=$(ms "$t_lost")
+say "a new guest on host b (attach, then the guest, $(ms "$t") ms) read every record acknowledged on a:"
+say "  records 0-$LAST: $out"
+say "  from the kill of host a: $promoted_ms ms to the promoted primary, $serve_ms ms to a guest served by it"
+wait_status b 5 "$(replica_is a down)"
+say "host b once a's silence passed the peer expiry:"
+tool b status | grep -v '^  risk' | indent
+say "b's and c's copies, epoch 2:"
+same_copies b c
 
-t=$(date +%s%N)
-"${TOOL[@]}" detach 1 0 >/dev/null
-say "nvram-tool detach: backend Closed, both directories removed ($(ms "$t") ms)"
-left=$("${TOOL[@]}" list --json)
+# --- 6. detach, summary ------------------------------------------------------------
+t=${EPOCHREALTIME//[!0-9]/}
+tool b detach 1 0 >/dev/null
+left=$(tool b list --json)
 [[ $left == "[]" ]] || die "devices left after detach: $left"
-echo "== demo done in $(ms "$T0") ms: every persisted record survived a guest crash and a backend restart =="
+say "nvram-tool detach on host b: backend Closed, both directories removed ($(ms "$t") ms)"
+echo "== demo done in $(ms "$T0") ms: $((LAST + 1)) records persisted and replicated, none lost to a guest crash,"
+echo "   a replica's crash and resync, or the loss of the primary's host (served again from b in $serve_ms ms) =="
