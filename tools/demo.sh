@@ -311,7 +311,7 @@ end_writer kill
 longest=$(awk '/^persisted / { u = substr($4, 4) + 0; if (u > m) { m = u; r = $2 } }
                END { printf "%d ms (record %d)", m / 1000, r }' "$WLOG")
 say "the guest, stopped (SIGKILL) after record $ACKED: records $synced_at-$ACKED acknowledged by all three"
-say "  its longest persist: $longest; one in flight when c died waits for c until a marks it down"
+say "  its longest persist: $longest (one in flight when c died waits until a sees the connection drop and marks c outdated)"
 say "the three copies converged:"
 converged 5 a b c
 

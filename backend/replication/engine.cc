@@ -139,6 +139,10 @@ class Engine::IoThread {
     // sequence (flow control: kMaxUnackedBytes).
     std::deque<std::pair<uint64_t, uint64_t>> unacked;
     uint64_t unacked_bytes = 0;
+    // Backoff for a resync that keeps failing soon after it starts.
+    Nanos resync_started{0};
+    Nanos resync_after{0};
+    Nanos backoff{0};
   };
   // A voter's copy sent to a candidate (adoption).
   struct SourceResync {
@@ -325,21 +329,29 @@ vnvram::Status Engine::IoThread::OpenDealer(Peer& p) {
     p.dealer->set(zmq::sockopt::rcvhwm, kSendHighWaterMark);
     p.dealer->set(zmq::sockopt::heartbeat_ivl, static_cast<int>(c.settings.heartbeat_interval_ms));
     p.dealer->set(zmq::sockopt::heartbeat_timeout, static_cast<int>(c.settings.peer_expiry_ms));
-    p.dealer->set(zmq::sockopt::reconnect_ivl, 100);
-    p.dealer->set(zmq::sockopt::reconnect_ivl_max, 1000);
+    // Reconnect well within the peer expiry, so a restarted peer is back
+    // before it is declared down again.
+    p.dealer->set(zmq::sockopt::reconnect_ivl, 50);
+    p.dealer->set(zmq::sockopt::reconnect_ivl_max,
+                  static_cast<int>(std::clamp<uint32_t>(c.settings.peer_expiry_ms / 4, 50, 1000)));
     if (c.curve_enabled()) {
       VNVRAM_RETURN_IF_ERROR(ConfigureCurveClient(*p.dealer, *opt_.keys, *p.public_key));
-      // Handshake outcomes, to tell "refused" from "down".
-      const std::string mon = "inproc://vnvram-monitor-" + p.id + "-" + std::to_string(++monitors_);
-      if (zmq_socket_monitor(p.dealer->handle(), mon.c_str(),
-                             ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                 ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0) {
-        return vnvram::Status::FromErrno(zmq_errno(), "monitor the link to " + p.id);
-      }
-      p.monitor = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::pair);
-      p.monitor->set(zmq::sockopt::linger, 0);
-      p.monitor->connect(mon);
     }
+    // Link events: a dropped connection (the peer's process died) outdates
+    // its replicas at once instead of after the peer expiry; handshake
+    // outcomes tell "refused" (CurveZMQ) from "down".
+    const std::string mon = "inproc://vnvram-monitor-" + p.id + "-" + std::to_string(++monitors_);
+    int events = ZMQ_EVENT_DISCONNECTED;
+    if (c.curve_enabled()) {
+      events |= ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
+    }
+    if (zmq_socket_monitor(p.dealer->handle(), mon.c_str(), events) != 0) {
+      return vnvram::Status::FromErrno(zmq_errno(), "monitor the link to " + p.id);
+    }
+    p.monitor = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::pair);
+    p.monitor->set(zmq::sockopt::linger, 0);
+    p.monitor->connect(mon);
     p.dealer->connect(p.endpoint);
   } catch (const zmq::error_t& e) {
     return vnvram::Status::Internal("zeromq socket to " + p.id + ": " + e.what());
@@ -364,6 +376,12 @@ void Engine::IoThread::HandleMonitor(Peer& p) {
     if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
       if (p.refused) dirty_ = true;
       p.refused = false;
+      continue;
+    }
+    if (id == ZMQ_EVENT_DISCONNECTED) {
+      // Frames queued to it are gone with the connection: its replicas are
+      // behind, and the session must be re-opened when it is back.
+      if (p.out_session) LoseSession(p, "connection lost");
       continue;
     }
     if (!p.refused) {
@@ -783,7 +801,7 @@ void Engine::IoThread::OnDealerFrame(Peer& p, const Message& m) {
     t.since =
         g->expected_sequence > 0 ? std::optional<uint64_t>(g->expected_sequence - 1) : std::nullopt;
     MarkOutdated(*vs, p.id, t, "reported a gap");
-    if (p.out_session) StartResync(*vs, p.id, t);
+    if (p.out_session && clock_.Now() >= t.resync_after) StartResync(*vs, p.id, t);
     return;
   }
   if (auto* acc = std::get_if<EpochAccept>(&m)) {
@@ -897,6 +915,15 @@ void Engine::IoThread::MarkOutdated(VolumeState& vs, const std::string& host, Tr
                                     std::string_view why) {
   if (t.state == ReplicaLinkState::kOutdated || t.state == ReplicaLinkState::kDown) return;
   spdlog::warn("volume {}: replica {} outdated: {}", vs.replica->entry().name, host, why);
+  const Nanos now = clock_.Now();
+  const Nanos expiry = milliseconds(opt_.cluster.settings.peer_expiry_ms);
+  if (t.state == ReplicaLinkState::kSyncing && now - t.resync_started < expiry) {
+    // The resync failed right away: do not restart it in a tight loop.
+    t.backoff = std::clamp<Nanos>(t.backoff * 2, milliseconds(10), 2 * expiry);
+  } else {
+    t.backoff = Nanos{0};
+  }
+  t.resync_after = now + t.backoff;
   t.state = ReplicaLinkState::kOutdated;
   if (!t.since) t.since = t.acked;
   t.chunks.clear();
@@ -1003,6 +1030,7 @@ void Engine::IoThread::StartResync(VolumeState& vs, const std::string& host, Tra
   t.next_chunk = 0;
   t.done_sent = false;
   t.state = ReplicaLinkState::kSyncing;
+  t.resync_started = clock_.Now();
   t.ack_wait_seq = 0;
   spdlog::info("volume {}: resync of {} started: {} ({} of {} chunks)", vs.replica->entry().name,
                host,
@@ -1112,7 +1140,8 @@ void Engine::IoThread::Tick() {
             now - t.ack_wait_since > expiry) {
           MarkOutdated(vs, host, t, "no acknowledgement within peer-expiry-ms");
         }
-        if (t.state == ReplicaLinkState::kOutdated && p != nullptr && p->out_session && p->up) {
+        if (t.state == ReplicaLinkState::kOutdated && p != nullptr && p->out_session && p->up &&
+            now >= t.resync_after) {
           StartResync(vs, host, t);
         }
       }
