@@ -26,6 +26,7 @@ constexpr std::string_view kKeyCopyMode = "copy-mode";
 constexpr std::string_view kKeyCluster = "cluster";
 constexpr std::string_view kKeyKeyFile = "key-file";
 constexpr std::string_view kKeyPersistTimeout = "persist-timeout-ms";
+constexpr std::string_view kKeyPersistSpin = "persist-spin-us";
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -97,6 +98,10 @@ Status ApplyConfigValue(std::string_view key, std::string_view value, ConfigOver
     auto v = ParseU64InRange(value, 10, 600 * 1000, "milliseconds");
     if (!v.ok()) return BadValue(key, value, v.status());
     out->persist_timeout = std::chrono::milliseconds(*v);
+  } else if (key == kKeyPersistSpin) {
+    auto v = ParseU64InRange(value, 0, 100 * 1000, "microseconds");
+    if (!v.ok()) return BadValue(key, value, v.status());
+    out->persist_spin = std::chrono::microseconds(*v);
   } else {
     return Status::InvalidArgument("unknown key '" + std::string(key) + "'");
   }
@@ -168,6 +173,7 @@ Result<DaemonConfig> MergeConfig(const ConfigOverrides& file, const ConfigOverri
   pick(file.cluster_file, cli.cluster_file, c.cluster_file);
   pick(file.key_file, cli.key_file, c.key_file);
   pick(file.persist_timeout, cli.persist_timeout, c.persist_timeout);
+  pick(file.persist_spin, cli.persist_spin, c.persist_spin);
   if (c.platform.empty()) {
     return Status::InvalidArgument("platform is required (--platform or 'platform =')");
   }

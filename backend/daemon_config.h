@@ -27,6 +27,7 @@ struct DaemonConfig {
   std::string cluster_file;          // replication cluster file; empty: no replication
   std::string key_file;              // this host's CurveZMQ key pair (when the cluster has keys)
   std::chrono::milliseconds persist_timeout{5000};  // replicated persists fail after this
+  std::chrono::microseconds persist_spin{300};      // wait for the ack without sleeping first
 };
 
 // The settings a config file may hold; each optional so the command line
@@ -43,6 +44,7 @@ struct ConfigOverrides {
   std::optional<std::string> cluster_file;
   std::optional<std::string> key_file;
   std::optional<std::chrono::milliseconds> persist_timeout;
+  std::optional<std::chrono::microseconds> persist_spin;
 };
 
 // Parses the text of a config file; `name` is used in errors.

@@ -34,6 +34,7 @@ Result<std::unique_ptr<ReplicationControl>> ReplicationControl::Start(const Daem
   o.cluster = std::move(cluster).value();
   o.state_dir = config.vault_dir;
   o.persist_timeout = config.persist_timeout;
+  o.persist_spin = config.persist_spin;
   o.on_change = std::move(wake);
   if (!config.key_file.empty()) {
     auto keys = replication::LoadKeyFile(config.key_file);

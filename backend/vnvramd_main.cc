@@ -3,7 +3,8 @@
 //
 //   vnvramd --platform sim:<dir>:<domid>|xen --vault-dir D [--config F]
 //           [--host-id NAME] [--vault-interval S] [--log-level L] [--ready-fd N]
-//           [--cluster FILE [--key-file FILE] [--persist-timeout-ms MS]]
+//           [--cluster FILE [--key-file FILE] [--persist-timeout-ms MS]
+//            [--persist-spin-us US]]
 //
 // Exit status: 0 after a clean stop (SIGTERM/SIGINT, final vault done),
 // 1 on a runtime error, 2 on a usage or configuration error.
@@ -36,7 +37,7 @@ int ConfigError(const std::string& msg) {
 int Main(int argc, char** argv) {
   CLI::App app{"vnvramd: vnvram backend daemon"};
   std::string config_path, platform, vault_dir, host_id, log_level, vault_interval, cluster,
-      key_file, persist_timeout;
+      key_file, persist_timeout, persist_spin;
   int ready_fd = -1;
   app.add_option("--config", config_path, "config file of 'key = value' lines");
   app.add_option("--platform", platform, "xen or sim:<dir>:<domid>");
@@ -48,6 +49,8 @@ int Main(int argc, char** argv) {
   app.add_option("--key-file", key_file, "this host's CurveZMQ key pair (nvram-tool keygen)");
   app.add_option("--persist-timeout-ms", persist_timeout,
                  "a replicated persist fails when not acknowledged within this time");
+  app.add_option("--persist-spin-us", persist_spin,
+                 "a replicated persist waits this long for its ack without sleeping (default 300)");
   app.add_option("--ready-fd", ready_fd, "write one byte to this fd once serving")
       ->check(CLI::Range(0, 1 << 20));
   try {
@@ -75,7 +78,8 @@ int Main(int argc, char** argv) {
                         {"log-level", log_level},
                         {"cluster", cluster},
                         {"key-file", key_file},
-                        {"persist-timeout-ms", persist_timeout}};
+                        {"persist-timeout-ms", persist_timeout},
+                        {"persist-spin-us", persist_spin}};
   for (const Flag& f : flags) {
     if (app.count(std::string("--") + f.key) == 0) continue;
     if (Status s = vnvram::backend::ApplyConfigValue(f.key, f.value, &cli); !s.ok()) {

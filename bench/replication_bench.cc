@@ -4,8 +4,10 @@
 // process; the guest's region is plain memory and persists go through the
 // same ReplicatingPersistSink vnvramd's ring workers use. Baselines, with
 // the same sizes and socket options: a bare ZeroMQ DEALER -> ROUTER round
-// trip of a 4 KiB frame answered by a 36-byte ack from a polling thread,
-// and fdatasync of a 4 KiB write to a local file.
+// trip of a 4 KiB frame answered by a 36-byte ack from a polling thread
+// (the client blocking in recv, and the client waiting the way a persist
+// does: polling and yielding for up to 300 us first), and fdatasync of a
+// 4 KiB write to a local file.
 //
 //   vnvram-repl-bench [--count N] [--size BYTES] [--dir DIR]
 //
@@ -83,7 +85,9 @@ void SetCommonOptions(zmq::socket_t& s) {
 }
 
 // A 4 KiB frame to a ROUTER whose polling thread answers each with 36 bytes.
-Stats BareZmqRoundTrip(size_t size, int count) {
+// `spin`: the client waits for the answer the way a persist does (polling
+// and yielding for up to 300 us, then blocking) instead of blocking at once.
+Stats BareZmqRoundTrip(size_t size, int count, bool spin) {
   zmq::context_t ctx;
   zmq::socket_t router(ctx, zmq::socket_type::router);
   SetCommonOptions(router);
@@ -120,7 +124,15 @@ Stats BareZmqRoundTrip(size_t size, int count) {
       std::this_thread::yield();  // not connected yet (IMMEDIATE)
     }
     zmq::message_t reply;
-    (void)dealer.recv(reply, zmq::recv_flags::none);
+    bool got = false;
+    if (spin) {
+      const auto spin_end = Clock::now() + std::chrono::microseconds(300);
+      while (!got && Clock::now() < spin_end) {
+        got = dealer.recv(reply, zmq::recv_flags::dontwait).has_value();
+        if (!got) std::this_thread::yield();
+      }
+    }
+    if (!got) (void)dealer.recv(reply, zmq::recv_flags::none);
     if (i >= 0) {
       us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
     }
@@ -198,6 +210,7 @@ int Main(int argc, char** argv) {
     o.host_id = ids[i];
     o.cluster = *cluster;
     o.state_dir = work + "/" + ids[i];
+    o.persist_spin = std::chrono::microseconds(300);  // vnvramd's default
     auto e = Engine::Start(std::move(o));
     if (!e.ok()) {
       std::fprintf(stderr, "engine %s: %s\n", ids[i], e.status().ToString().c_str());
@@ -237,7 +250,8 @@ int Main(int argc, char** argv) {
   const Stats repl = Summarize(std::move(us));
   sink->reset();
   for (auto& e : engines) (void)e->Shutdown();
-  const Stats zmq_rtt = BareZmqRoundTrip(size, count);
+  const Stats zmq_rtt = BareZmqRoundTrip(size, count, /*spin=*/false);
+  const Stats zmq_spin = BareZmqRoundTrip(size, count, /*spin=*/true);
   const Stats sync = Fdatasync(work, size, std::min(count, 2000));
   std::filesystem::remove_all(work);
 
@@ -245,9 +259,14 @@ int Main(int argc, char** argv) {
               size, count);
   Print("persist, 1 replica (sync)", repl);
   Print("baseline: bare ZeroMQ round trip, same size", zmq_rtt);
+  Print("baseline: the same, waiting like a persist", zmq_spin);
   Print("baseline: pwrite + fdatasync, local file", sync);
-  std::printf("  ratio persist p50 / ZeroMQ round trip p50: %.2fx (target <= 1.3x)\n",
-              repl.p50_us / zmq_rtt.p50_us);
+  // Against the faster of the two ways to wait for the answer.
+  const double best = std::min(zmq_rtt.p50_us, zmq_spin.p50_us);
+  std::printf(
+      "  ratio persist p50 / ZeroMQ round trip p50: %.2fx (target <= 1.3x; against the "
+      "faster baseline)\n",
+      repl.p50_us / best);
   if (sync.p50_us > 0) {
     std::printf("  ratio persist p50 / fdatasync p50:         %.2fx (target <= 0.25x)\n",
                 repl.p50_us / sync.p50_us);

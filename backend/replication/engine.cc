@@ -1387,7 +1387,7 @@ Result<std::unique_ptr<backend::PersistSink>> Engine::AttachRegion(const Uuid& u
         " bytes in the cluster file, not " + std::to_string(region.size()));
   }
   return std::unique_ptr<backend::PersistSink>(
-      new ReplicatingPersistSink(v, region, options_.persist_timeout));
+      new ReplicatingPersistSink(v, region, options_.persist_timeout, options_.persist_spin));
 }
 
 void Engine::Promote(const Uuid& uuid, bool force, uint64_t request) {

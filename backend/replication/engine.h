@@ -35,6 +35,9 @@ struct EngineOptions {
   std::optional<CurveKeyPair> keys;   // required when the cluster file has keys
   std::optional<std::string> listen;  // bind here instead of the cluster endpoint
   Nanos persist_timeout = std::chrono::seconds(5);
+  // How long a persist waits for its acknowledgement without sleeping
+  // (yielding the CPU) before it blocks; 0: block at once.
+  Nanos persist_spin = std::chrono::microseconds(300);
   Nanos election_timeout = std::chrono::seconds(3);
   // Called on the I/O thread whenever published state changed.
   std::function<void()> on_change;

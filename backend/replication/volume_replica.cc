@@ -1,5 +1,7 @@
 #include "backend/replication/volume_replica.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -129,7 +131,7 @@ void VolumeReplica::DetachRegion() {
 }
 
 Result<uint64_t> VolumeReplica::PersistBatch(std::span<const backend::ByteRange> ranges,
-                                             Nanos timeout) {
+                                             Nanos timeout, Nanos spin) {
   if (ranges.empty()) return Status::InvalidArgument("empty persist batch");
   std::unique_lock lock(mu_);
   if (role_ != Role::kPrimary) {
@@ -179,6 +181,19 @@ Result<uint64_t> VolumeReplica::PersistBatch(std::span<const backend::ByteRange>
   wake_();
   lock.lock();
   const Nanos deadline = clock_.Now() + timeout;
+  // The acknowledgement usually comes within one network round trip: wait
+  // for it first without sleeping (yielding the CPU to whoever needs it),
+  // since waking a blocked thread costs about as much as the round trip on
+  // an idle virtual CPU; then block.
+  if (spin.count() > 0) {
+    const Nanos spin_end = clock_.Now() + std::min(spin, timeout);
+    while (durable_ < last && role_ == Role::kPrimary && epoch_ == epoch &&
+           clock_.Now() < spin_end) {
+      lock.unlock();
+      sched_yield();
+      lock.lock();
+    }
+  }
   while (durable_ < last && role_ == Role::kPrimary && epoch_ == epoch) {
     const Nanos left = deadline - clock_.Now();
     if (left.count() <= 0) break;
@@ -516,8 +531,9 @@ void VolumeReplica::ObserveEpoch(uint64_t e) {
 }
 
 ReplicatingPersistSink::ReplicatingPersistSink(std::shared_ptr<VolumeReplica> replica,
-                                               std::span<std::byte> region, Nanos timeout)
-    : replica_(std::move(replica)), timeout_(timeout) {
+                                               std::span<std::byte> region, Nanos timeout,
+                                               Nanos spin)
+    : replica_(std::move(replica)), timeout_(timeout), spin_(spin) {
   replica_->AttachRegion(region);
 }
 
@@ -527,7 +543,7 @@ ReplicatingPersistSink::~ReplicatingPersistSink() {
 
 Result<uint64_t> ReplicatingPersistSink::Persist(uint64_t offset, uint64_t length) {
   const backend::ByteRange r{offset, length};
-  return replica_->PersistBatch(std::span<const backend::ByteRange>(&r, 1), timeout_);
+  return replica_->PersistBatch(std::span<const backend::ByteRange>(&r, 1), timeout_, spin_);
 }
 
 std::optional<backend::SinkReplication> ReplicatingPersistSink::Replication() const {
@@ -543,7 +559,7 @@ std::optional<backend::SinkReplication> ReplicatingPersistSink::Replication() co
 }
 
 Result<uint64_t> ReplicatingPersistSink::PersistBatch(std::span<const backend::ByteRange> ranges) {
-  return replica_->PersistBatch(ranges, timeout_);
+  return replica_->PersistBatch(ranges, timeout_, spin_);
 }
 
 }  // namespace vnvram::replication

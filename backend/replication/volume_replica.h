@@ -93,8 +93,10 @@ class VolumeReplica {
   // copy and the outbox under new sequences, then waits per policy until
   // durable (sync) or sent (async). kFailedPrecondition when this host is not
   // the serving primary (fenced, replica), kUnavailable when the replicas do
-  // not answer within `timeout`.
-  Result<uint64_t> PersistBatch(std::span<const backend::ByteRange> ranges, Nanos timeout);
+  // not answer within `timeout`. The wait spins (yielding) for up to `spin`
+  // before it blocks.
+  Result<uint64_t> PersistBatch(std::span<const backend::ByteRange> ranges, Nanos timeout,
+                                Nanos spin = Nanos{0});
   uint64_t DurableSeq() const;
 
   // ---- engine I/O thread ----
@@ -184,7 +186,7 @@ class VolumeReplica {
 class ReplicatingPersistSink final : public backend::PersistSink {
  public:
   ReplicatingPersistSink(std::shared_ptr<VolumeReplica> replica, std::span<std::byte> region,
-                         Nanos timeout);
+                         Nanos timeout, Nanos spin = Nanos{0});
   ~ReplicatingPersistSink() override;
   Result<uint64_t> Persist(uint64_t offset, uint64_t length) override;
   Result<uint64_t> PersistBatch(std::span<const backend::ByteRange> ranges) override;
@@ -194,6 +196,7 @@ class ReplicatingPersistSink final : public backend::PersistSink {
  private:
   const std::shared_ptr<VolumeReplica> replica_;
   const Nanos timeout_;
+  const Nanos spin_;
 };
 
 }  // namespace vnvram::replication
