@@ -21,6 +21,8 @@
 
 #include "backend/daemon.h"
 #include "backend/daemon_config.h"
+#include "backend/replication/cluster_config.h"
+#include "backend/replication/curve.h"
 #include "common/log.h"
 #include "platform/platform.h"
 
@@ -88,6 +90,20 @@ int Main(int argc, char** argv) {
   }
   auto config = vnvram::backend::MergeConfig(file, cli);
   if (!config.ok()) return ConfigError(config.status().message());
+  // The cluster and key files are configuration too: a bad one is a usage
+  // error (exit 2) found before anything starts.
+  if (!config->cluster_file.empty()) {
+    auto cluster = vnvram::replication::LoadClusterConfig(config->cluster_file);
+    if (!cluster.ok()) return ConfigError(cluster.status().message());
+    if (cluster->FindHost(config->host_id) == nullptr) {
+      return ConfigError("host id '" + config->host_id + "' is not listed in " +
+                         config->cluster_file + " (give --host-id)");
+    }
+  }
+  if (!config->key_file.empty()) {
+    auto keys = vnvram::replication::LoadKeyFile(config->key_file);
+    if (!keys.ok()) return ConfigError(keys.status().message());
+  }
 
   vnvram::log::Init("vnvramd", config->log_level);
 
