@@ -7,9 +7,11 @@
 // (ready fd, xenstore watch, output line, inotify); nothing sleeps.
 #define BOOST_TEST_MODULE replication_system
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <boost/test/unit_test.hpp>
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -488,6 +490,54 @@ BOOST_AUTO_TEST_CASE(TakenPortIsAClearStartupError) {
   BOOST_TEST(log.find("Address already in use") != std::string::npos, log);
   // Once the port is free, the same host starts and the group forms.
   StartHealthy(c);
+}
+
+// Bad cluster and key files are configuration errors: one line naming the
+// file and the bad value, exit 2, nothing started.
+BOOST_AUTO_TEST_CASE(BadClusterOrKeyFileIsAConfigurationError) {
+  char tmpl[] = "/tmp/vnvram-badcfg.XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  auto write = [&](const std::string& name, const std::string& text, mode_t mode) {
+    const std::string path = dir + "/" + name;
+    FILE* f = std::fopen(path.c_str(), "w");
+    BOOST_TEST_REQUIRE(f != nullptr);
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+    ::chmod(path.c_str(), mode);
+    return path;
+  };
+  const std::string bad_cluster = write(
+      "cluster.json",
+      R"({"version": 1, "hosts": [{"id": "a", "endpoint": "tcp://*:7401"}], "volumes": []})", 0644);
+  const std::string good_cluster =
+      write("good.json",
+            R"({"version": 1, "hosts": [{"id": "a", "endpoint": "tcp://127.0.0.1:7401"}],
+          "volumes": []})",
+            0644);
+  const std::string open_key = write("a.key", "public-key = x\nsecret-key = y\n", 0644);
+  const std::vector<std::string> base = {vnvram::testing::ClusterBin("vnvramd"), "--platform",
+                                         "sim:" + dir + ":0", "--vault-dir", dir + "/vault"};
+  auto run = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv = base;
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return vnvram::testing::RunTool(argv);
+  };
+  auto r = run({"--cluster", bad_cluster, "--host-id", "a"});
+  BOOST_TEST(r.exit_code == 2, r.out);
+  BOOST_TEST(r.out.find("tcp://*:7401") != std::string::npos, r.out);
+  r = run({"--cluster", dir + "/missing.json", "--host-id", "a"});
+  BOOST_TEST(r.exit_code == 2, r.out);
+  BOOST_TEST(r.out.find("missing.json") != std::string::npos, r.out);
+  r = run({"--cluster", good_cluster, "--host-id", "zz"});
+  BOOST_TEST(r.exit_code == 2, r.out);
+  BOOST_TEST(r.out.find("'zz'") != std::string::npos, r.out);
+  r = run({"--cluster", good_cluster, "--host-id", "a", "--key-file", open_key});
+  BOOST_TEST(r.exit_code == 2, r.out);
+  BOOST_TEST(r.out.find("0644") != std::string::npos, r.out);
+  r = run({"--cluster", good_cluster, "--host-id", "a", "--persist-spin-us", "1e3"});
+  BOOST_TEST(r.exit_code == 2, r.out);
+  BOOST_TEST(r.out.find("1e3") != std::string::npos, r.out);
+  std::filesystem::remove_all(dir);
 }
 
 // ---------------------------------------------------------------------------
