@@ -277,5 +277,12 @@ int Main(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return Main(argc, argv);
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vnvram-repl-bench: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "vnvram-repl-bench: unknown exception\n");
+  }
+  return 1;
 }
