@@ -498,7 +498,7 @@ BOOST_AUTO_TEST_CASE(BadClusterOrKeyFileIsAConfigurationError) {
   char tmpl[] = "/tmp/vnvram-badcfg.XXXXXX";
   const std::string dir = ::mkdtemp(tmpl);
   auto write = [&](const std::string& name, const std::string& text, mode_t mode) {
-    const std::string path = dir + "/" + name;
+    std::string path = dir + "/" + name;
     FILE* f = std::fopen(path.c_str(), "w");
     BOOST_TEST_REQUIRE(f != nullptr);
     std::fputs(text.c_str(), f);
