@@ -8,32 +8,13 @@
 #include <cstring>
 
 #include "common/endian.h"
+#include "common/unique_fd.h"
 
 namespace vnvram::backend {
 
 namespace {
 
 constexpr size_t kHeaderChecksumOffset = 56;
-
-// Closes a descriptor on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int release() {
-    const int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_;
-};
 
 Status WriteAll(int fd, const std::byte* p, size_t n, const std::string& what) {
   while (n > 0) {
@@ -145,7 +126,7 @@ Status WriteVault(const std::string& dir, const Uuid& volume, uint64_t durable_s
   // The guest may store into the region while we copy; the checksum covers
   // the bytes as they are written, so copy first, then checksum the copy.
   // Done in 1 MiB chunks to bound the extra memory.
-  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (fd.get() < 0) return Status::FromErrno(errno, "open " + tmp);
   auto fail = [&](Status s) {
     ::unlink(tmp.c_str());
@@ -172,7 +153,7 @@ Status WriteVault(const std::string& dir, const Uuid& volume, uint64_t durable_s
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     return fail(Status::FromErrno(errno, "rename " + tmp + " to " + path));
   }
-  Fd dfd(::open(DirOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd dfd(::open(DirOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dfd.get() < 0) return Status::FromErrno(errno, "open directory " + DirOf(path));
   if (::fsync(dfd.get()) != 0) return Status::FromErrno(errno, "fsync directory " + DirOf(path));
   return Status::Ok();
@@ -181,7 +162,7 @@ Status WriteVault(const std::string& dir, const Uuid& volume, uint64_t durable_s
 Result<VaultHeader> ReadVaultHeader(const std::string& dir, const Uuid& volume,
                                     uint64_t max_region_size) {
   const std::string path = VaultPath(dir, volume);
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     if (errno == ENOENT) return Status::NotFound("no vault file " + path);
     return Status::FromErrno(errno, "open " + path);
@@ -214,7 +195,7 @@ Status ReadVaultData(const std::string& dir, const VaultHeader& header, std::spa
   if (out.size() != header.region_size) {
     return Status::InvalidArgument(path + ": output is not the region size");
   }
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return Status::FromErrno(errno, "open " + path);
   VNVRAM_RETURN_IF_ERROR(ReadAllAt(fd.get(), out.data(), out.size(), kVaultHeaderSize, path));
   if (VaultChecksum(out) != header.data_checksum) {

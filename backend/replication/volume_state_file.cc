@@ -12,6 +12,7 @@
 
 #include "common/crc32c.h"
 #include "common/endian.h"
+#include "common/unique_fd.h"
 
 namespace vnvram::replication {
 
@@ -24,26 +25,6 @@ constexpr size_t kChecksumOffset = 56;
 static_assert(kChecksumOffset + 4 == kVolumeStateSize);
 
 using Record = std::array<std::byte, kVolumeStateSize>;
-
-// Closes a descriptor on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int release() {
-    const int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_;
-};
 
 std::string Hex(uint64_t v) {
   char buf[24];
@@ -140,7 +121,7 @@ Status WriteVolumeState(const std::string& dir, const Uuid& volume, const Volume
   const std::string path = VolumeStatePath(dir, volume);
   // A unique temp name: two writers never share (and truncate) one temp file.
   std::string tmp = path + ".tmp.XXXXXX";
-  Fd fd(::mkostemp(tmp.data(), O_CLOEXEC));
+  UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
   if (fd.get() < 0) return Status::FromErrno(errno, "create temp file for " + path);
   auto fail = [&](Status s) {
     ::unlink(tmp.c_str());
@@ -153,7 +134,7 @@ Status WriteVolumeState(const std::string& dir, const Uuid& volume, const Volume
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     return fail(Status::FromErrno(errno, "rename " + tmp + " to " + path));
   }
-  Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dfd.get() < 0) return Status::FromErrno(errno, "open directory " + dir);
   if (::fsync(dfd.get()) != 0) return Status::FromErrno(errno, "fsync directory " + dir);
   return Status::Ok();
@@ -161,7 +142,7 @@ Status WriteVolumeState(const std::string& dir, const Uuid& volume, const Volume
 
 Result<std::optional<VolumeState>> ReadVolumeState(const std::string& dir, const Uuid& volume) {
   const std::string path = VolumeStatePath(dir, volume);
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     if (errno == ENOENT) return std::optional<VolumeState>();
     return Status::FromErrno(errno, "open " + path);
