@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "common/endian.h"
+#include "common/file_io.h"
 #include "common/unique_fd.h"
 
 namespace vnvram::backend {
@@ -15,19 +16,6 @@ namespace vnvram::backend {
 namespace {
 
 constexpr size_t kHeaderChecksumOffset = 56;
-
-Status WriteAll(int fd, const std::byte* p, size_t n, const std::string& what) {
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno(errno, "write " + what);
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return Status::Ok();
-}
 
 // Reads exactly n bytes at `offset`; kCorruption on a short file.
 Status ReadAllAt(int fd, std::byte* p, size_t n, uint64_t offset, const std::string& what) {
@@ -134,14 +122,15 @@ Status WriteVault(const std::string& dir, const Uuid& volume, uint64_t durable_s
   };
   // Reserve the header; written last, once the checksum is known.
   std::vector<std::byte> zero(kVaultHeaderSize);
-  if (Status s = WriteAll(fd.get(), zero.data(), zero.size(), tmp); !s.ok()) return fail(s);
+  if (Status s = WriteAll(fd.get(), std::span(zero.data(), zero.size()), tmp); !s.ok())
+    return fail(s);
   std::vector<std::byte> chunk(std::min<size_t>(region.size(), 1u << 20));
   uint64_t sum = 0xcbf29ce484222325ull;
   for (size_t off = 0; off < region.size(); off += chunk.size()) {
     const size_t n = std::min(chunk.size(), region.size() - off);
     std::memcpy(chunk.data(), region.data() + off, n);
     sum = VaultChecksum(std::span(chunk).first(n), sum);
-    if (Status s = WriteAll(fd.get(), chunk.data(), n, tmp); !s.ok()) return fail(s);
+    if (Status s = WriteAll(fd.get(), std::span(chunk.data(), n), tmp); !s.ok()) return fail(s);
   }
   h.data_checksum = sum;
   const std::vector<std::byte> header = EncodeVaultHeader(h);
@@ -153,10 +142,7 @@ Status WriteVault(const std::string& dir, const Uuid& volume, uint64_t durable_s
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     return fail(Status::FromErrno(errno, "rename " + tmp + " to " + path));
   }
-  UniqueFd dfd(::open(DirOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dfd.get() < 0) return Status::FromErrno(errno, "open directory " + DirOf(path));
-  if (::fsync(dfd.get()) != 0) return Status::FromErrno(errno, "fsync directory " + DirOf(path));
-  return Status::Ok();
+  return FsyncDirectory(DirOf(path));
 }
 
 Result<VaultHeader> ReadVaultHeader(const std::string& dir, const Uuid& volume,

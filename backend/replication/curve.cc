@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "backend/replication/cluster_config.h"
+#include "common/file_io.h"
 #include "common/parse.h"
 
 namespace vnvram::replication {
@@ -116,28 +117,6 @@ Status CheckNotYetBoundOrConnected(zmq::socket_t& s, std::string_view caller) {
 
 Status Errno(std::string_view what, const std::string& path) {
   return Status::FromErrno(errno, std::string(what) + " " + path);
-}
-
-Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Errno("write", path);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return {};
-}
-
-Status FsyncDirectory(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Errno("open directory", dir);
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) return Status::FromErrno(err, "fsync directory " + dir);
-  return {};
 }
 
 std::string_view Trim(std::string_view s) {
@@ -266,7 +245,7 @@ Status WriteKeyFile(const std::string& path, const CurveKeyPair& pair, bool over
   if (::fchmod(fd, kKeyFileMode) != 0) {
     status = Errno("chmod 600", tmp);
   } else {
-    status = WriteAll(fd, text, tmp);
+    status = WriteAll(fd, std::as_bytes(std::span(text.data(), text.size())), tmp);
   }
   if (status.ok() && ::fsync(fd) != 0) status = Errno("fsync", tmp);
   if (::close(fd) != 0 && status.ok()) status = Errno("close", tmp);

@@ -12,6 +12,7 @@
 
 #include "common/crc32c.h"
 #include "common/endian.h"
+#include "common/file_io.h"
 #include "common/unique_fd.h"
 
 namespace vnvram::replication {
@@ -98,19 +99,6 @@ Result<VolumeState> Decode(const std::string& path, std::span<const std::byte> b
   return s;
 }
 
-Status WriteAll(int fd, const std::byte* p, size_t n, const std::string& what) {
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno(errno, "write " + what);
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 std::string VolumeStatePath(const std::string& dir, const Uuid& volume) {
@@ -128,16 +116,13 @@ Status WriteVolumeState(const std::string& dir, const Uuid& volume, const Volume
     return s;
   };
   const Record record = Encode(volume, state);
-  if (Status s = WriteAll(fd.get(), record.data(), record.size(), tmp); !s.ok()) return fail(s);
+  if (Status s = WriteAll(fd.get(), record, tmp); !s.ok()) return fail(s);
   if (::fsync(fd.get()) != 0) return fail(Status::FromErrno(errno, "fsync " + tmp));
   if (::close(fd.release()) != 0) return fail(Status::FromErrno(errno, "close " + tmp));
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     return fail(Status::FromErrno(errno, "rename " + tmp + " to " + path));
   }
-  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dfd.get() < 0) return Status::FromErrno(errno, "open directory " + dir);
-  if (::fsync(dfd.get()) != 0) return Status::FromErrno(errno, "fsync directory " + dir);
-  return Status::Ok();
+  return FsyncDirectory(dir);
 }
 
 Result<std::optional<VolumeState>> ReadVolumeState(const std::string& dir, const Uuid& volume) {
