@@ -264,6 +264,13 @@ void VolumeReplica::RaisePromiseLocked(uint64_t e) {
   }
 }
 
+bool VolumeReplica::FenceIfNewerLocked(uint64_t epoch) {
+  if ((role_ != Role::kPrimary && role_ != Role::kCandidate) || epoch <= epoch_) return false;
+  StepDownLocked(/*fenced=*/true);
+  cv_.notify_all();  // persists waiting on the old epoch fail now
+  return true;
+}
+
 void VolumeReplica::StepDownLocked(bool fenced) {
   if (role_ == Role::kPrimary || role_ == Role::kCandidate) {
     spdlog::warn("volume {}: {} of epoch {} steps down{}", entry_.name, RoleName(role_), epoch_,
@@ -278,7 +285,7 @@ void VolumeReplica::StepDownLocked(bool fenced) {
 
 ReplicaAnswer VolumeReplica::OnReplicate(const Replicate& m) {
   ReplicaAnswer out;
-  std::unique_lock lock(mu_);
+  std::lock_guard lock(mu_);
   auto ack = [&](wire::AckStatus st, uint64_t seq) {
     out.reply = Ack{m.volume, std::max(promise_, m.epoch), seq, st};
   };
@@ -290,13 +297,7 @@ ReplicaAnswer VolumeReplica::OnReplicate(const Replicate& m) {
     RaisePromiseLocked(m.epoch);
     out.changed = true;
   }
-  if ((role_ == Role::kPrimary || role_ == Role::kCandidate) && m.epoch > epoch_) {
-    StepDownLocked(/*fenced=*/true);
-    out.changed = true;
-    lock.unlock();
-    cv_.notify_all();
-    lock.lock();
-  }
+  if (FenceIfNewerLocked(m.epoch)) out.changed = true;
   if (role_ == Role::kPrimary && m.epoch == epoch_) {
     // Two primaries of one epoch cannot exist; refuse rather than corrupt.
     ack(wire::AckStatus::kNotReplica, 0);
@@ -334,21 +335,14 @@ ReplicaAnswer VolumeReplica::OnReplicate(const Replicate& m) {
 
 ReplicaAnswer VolumeReplica::OnResyncChunk(const ResyncChunk& m) {
   ReplicaAnswer out;
-  std::unique_lock lock(mu_);
+  std::lock_guard lock(mu_);
   if (m.epoch < promise_) {
     out.reply = Ack{m.volume, promise_, 0, wire::AckStatus::kStaleEpoch};
     return out;
   }
   if (m.epoch > promise_) RaisePromiseLocked(m.epoch);
-  if ((role_ == Role::kPrimary || role_ == Role::kCandidate) && m.epoch > epoch_) {
-    // A newer epoch's primary is resyncing us: we are fenced (as in
-    // OnReplicate), then a replica taking its copy.
-    StepDownLocked(/*fenced=*/true);
-    out.changed = true;
-    lock.unlock();
-    cv_.notify_all();
-    lock.lock();
-  }
+  // A newer epoch's primary is resyncing us: fenced, then a replica taking its copy.
+  if (FenceIfNewerLocked(m.epoch)) out.changed = true;
   if (role_ == Role::kPrimary) {
     out.reply = Ack{m.volume, promise_, 0, wire::AckStatus::kNotReplica};
     return out;
@@ -452,7 +446,7 @@ Result<uint64_t> VolumeReplica::BeginCandidacy() {
 }
 
 Message VolumeReplica::OnPropose(const EpochPropose& m, std::string_view from) {
-  std::unique_lock lock(mu_);
+  std::lock_guard lock(mu_);
   auto reject = [&](wire::RejectReason why) -> Message {
     return EpochReject{m.volume, m.proposed_epoch, promise_, content_epoch_, content_seq_, why};
   };
@@ -465,9 +459,7 @@ Message VolumeReplica::OnPropose(const EpochPropose& m, std::string_view from) {
     // not vote: this copy may lack acknowledged writes.
     RaisePromiseLocked(m.proposed_epoch);
     StepDownLocked(false);
-    lock.unlock();
     cv_.notify_all();
-    lock.lock();
     return EpochReject{m.volume,       m.proposed_epoch, promise_ - 1,
                        content_epoch_, content_seq_,     wire::RejectReason::kStaleEpoch};
   }
@@ -475,9 +467,7 @@ Message VolumeReplica::OnPropose(const EpochPropose& m, std::string_view from) {
   StepDownLocked(false);
   accepted_epoch_ = m.proposed_epoch;
   accepted_candidate_ = m.candidate;
-  lock.unlock();
   cv_.notify_all();
-  lock.lock();
   return EpochAccept{m.volume, m.proposed_epoch, content_epoch_, content_seq_};
 }
 

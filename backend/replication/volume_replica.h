@@ -145,6 +145,8 @@ class VolumeReplica {
   Status WriteStateLocked(bool clean);
   void RaisePromiseLocked(uint64_t e);
   void StepDownLocked(bool fenced);
+  // Steps down as fenced when `epoch` is newer than the one this host leads.
+  bool FenceIfNewerLocked(uint64_t epoch);
   bool InRange(uint64_t offset, uint64_t length) const {
     return length <= memory_.size() && offset <= memory_.size() - length;
   }
