@@ -99,7 +99,6 @@ class Engine {
   // GetStatus() as promote_completed/promote_result for `request`.
   void Promote(const Uuid& uuid, bool force, uint64_t request);
   EngineStatus GetStatus() const;
-  std::string bound_endpoint() const { return bound_; }
 
   // Vaults every volume whose copy moved since its last vault (all when
   // !only_changed).

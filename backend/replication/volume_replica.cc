@@ -250,11 +250,6 @@ void VolumeReplica::SetDurable(uint64_t seq) {
   cv_.notify_all();
 }
 
-uint64_t VolumeReplica::last_assigned() const {
-  std::lock_guard lock(mu_);
-  return content_seq_;
-}
-
 void VolumeReplica::RaisePromiseLocked(uint64_t e) {
   if (e <= promise_) return;
   promise_ = e;
@@ -513,11 +508,6 @@ std::optional<std::string> VolumeReplica::AcceptedCandidate(uint64_t e) const {
   std::lock_guard lock(mu_);
   if (accepted_epoch_ != e) return std::nullopt;
   return accepted_candidate_;
-}
-
-void VolumeReplica::ObserveEpoch(uint64_t e) {
-  std::lock_guard lock(mu_);
-  RaisePromiseLocked(e);
 }
 
 ReplicatingPersistSink::ReplicatingPersistSink(std::shared_ptr<VolumeReplica> replica,

@@ -106,7 +106,6 @@ class VolumeReplica {
   // Raises the durable sequence (sync: acknowledged per the majority rule;
   // async: sent) and wakes waiting persists.
   void SetDurable(uint64_t seq);
-  uint64_t last_assigned() const;
 
   // Replica side of REPLICATE, RESYNC_CHUNK, RESYNC_DONE.
   ReplicaAnswer OnReplicate(const Replicate& m);
@@ -135,8 +134,6 @@ class VolumeReplica {
   void SetServing(bool serving);
   // The candidate of epoch `e` this host accepted (for adoption resync).
   std::optional<std::string> AcceptedCandidate(uint64_t e) const;
-  // Raises the promise (after an ACK or reject naming a newer epoch).
-  void ObserveEpoch(uint64_t e);
   // The engine's one-word summary of the group (published per device).
   void SetSummary(backend::SinkReplication::Summary s) { summary_.store(s); }
   backend::SinkReplication::Summary summary() const { return summary_.load(); }
