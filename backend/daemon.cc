@@ -87,8 +87,14 @@ Status Daemon::Open() {
     replication_ = std::move(r).value();
   }
   volumes_ = std::make_unique<VolumeRegistry>(*sharer_, config_.vault_dir, replication_.get());
-  env_ = std::make_unique<DeviceEnv>(
-      DeviceEnv{*platform_, *xs_, *mapper_, *volumes_, config_, [this] { Wake(); }});
+  Activator activate;
+  if (replication_) {
+    activate = [this](const Uuid& volume, bool force, ActivationDone done) {
+      return replication_->Activate(volume, force, std::move(done));
+    };
+  }
+  env_ = std::make_unique<DeviceEnv>(DeviceEnv{*platform_, *xs_, *mapper_, *volumes_, config_,
+                                               [this] { Wake(); }, std::move(activate)});
   return Status::Ok();
 }
 
@@ -341,7 +347,11 @@ Status Daemon::Run(int signal_fd, int ready_fd) {
     if (n > 0 && fds[2].revents != 0) {
       uint64_t count = 0;
       (void)!::read(wake_fd_, &count, sizeof(count));
-      for (auto& [key, dev] : devices_) dev->CheckWorker();
+      for (auto& [key, dev] : devices_) {
+        dev->CheckWorker();
+        dev->PublishReplication(/*force=*/false);
+        dev->CheckActivation();
+      }
       if (replication_) replication_->Publish(/*force=*/false);
     }
     const Nanos now = clock.Now();

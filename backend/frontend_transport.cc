@@ -10,18 +10,6 @@ namespace vnvram::backend {
 
 namespace fe = schema::fe;
 
-std::string Printable(std::string_view s, size_t max) {
-  std::string out;
-  const size_t n = std::min(s.size(), max);
-  out.reserve(n + 3);
-  for (size_t i = 0; i < n; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    out += (c >= 0x20 && c < 0x7F) ? static_cast<char>(c) : '?';
-  }
-  if (s.size() > max) out += "...";
-  return out;
-}
-
 namespace {
 
 // A parse error that shows the value safely (the parsers quote it raw).

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/parse.h"
 #include "common/result.h"
 #include "platform/grant.h"
 
@@ -34,9 +35,5 @@ using FrontendKeyReader = std::function<Result<std::string>(std::string_view key
 // with the bad value shown printable and shortened) or the reader's error
 // (with the key as context).
 Result<FrontendTransport> ReadFrontendTransport(const FrontendKeyReader& read, uint32_t max_order);
-
-// `s` shortened to `max` bytes with every byte outside printable ASCII
-// replaced by '?', for error messages and the error node.
-std::string Printable(std::string_view s, size_t max = 64);
 
 }  // namespace vnvram::backend

@@ -28,6 +28,7 @@ struct SinkReplication {
   Role role = Role::kPrimary;
   uint64_t epoch = 0;
   Summary summary = Summary::kStandalone;
+  bool primary_link = true;  // the primary of `epoch` is reachable (or is us)
   bool operator==(const SinkReplication&) const = default;
 };
 

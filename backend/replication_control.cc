@@ -63,6 +63,27 @@ Result<std::unique_ptr<PersistSink>> ReplicationControl::Attach(const Uuid& volu
   return engine_->AttachRegion(volume, region);
 }
 
+bool ReplicationControl::Activate(const Uuid& volume, bool force, ActivationDone done) {
+  if (!engine_->Find(volume)) return false;
+  engine_->Activate(volume, force, [done = std::move(done)](const replication::ActivateOutcome& o) {
+    using R = ActivationOutcome::Result;
+    ActivationOutcome out;
+    out.message = o.message;
+    if (!o.final) {
+      out.result = R::kWaitingResync;
+    } else if (o.result == replication::PromoteResult::kOk) {
+      out.result = R::kOk;
+    } else if (o.result == replication::PromoteResult::kNoMajority) {
+      out.result = R::kNoMajority;
+    } else {
+      out.result = R::kFailed;
+      if (out.message.empty()) out.message = std::string(replication::PromoteResultName(o.result));
+    }
+    done(out);
+  });
+  return true;
+}
+
 Status ReplicationControl::WatchRequests() {
   for (const replication::VolumeStatus& v : engine_->GetStatus().volumes) {
     const std::string token = std::string(kPromoteTokenPrefix) + v.entry.uuid.ToString();

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "backend/activation.h"
 #include "backend/daemon_config.h"
 #include "backend/replication/engine.h"
 #include "backend/volume_registry.h"
@@ -32,6 +33,10 @@ class ReplicationControl final : public ReplicatedVolumes {
   std::optional<uint64_t> ReplicatedSize(const Uuid& volume) const override;
   Result<std::unique_ptr<PersistSink>> Attach(const Uuid& volume,
                                               std::span<std::byte> region) override;
+
+  // A frontend path's activation (see backend/activation.h); false when the
+  // volume is not replicated here.
+  bool Activate(const Uuid& volume, bool force, ActivationDone done);
 
   // Watches the promote-request key of every volume (tokens from Owns()).
   Status WatchRequests();

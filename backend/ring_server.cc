@@ -242,7 +242,10 @@ void RingServer::CommitGroup() {
       seq = *r;
       for (const ByteRange& range : group_ranges_) stats_.bytes_persisted += range.length;
     } else {
-      status = VNVRAMIF_RSP_ERROR;
+      // Not the volume's primary (any more): the frontend retries on the
+      // path whose backend is.
+      status =
+          r.status().code() == Code::kFailedPrecondition ? VNVRAMIF_RSP_EAGAIN : VNVRAMIF_RSP_ERROR;
       stats_.failed += group_members_.size();
       seq = sink_.DurableSeq();
       log_.Warn("persist of {} range(s) for {} request(s) failed: {}", group_ranges_.size(),

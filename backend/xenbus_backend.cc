@@ -46,6 +46,13 @@ std::string XenbusBackend::FeKey(std::string_view key) const {
 }
 
 void XenbusBackend::Adopt() {
+  // Activation requests made before this instance took the device over are
+  // not acted on: the frontend asks again if it still wants one.
+  for (const std::string& path : {Key(be::kActivated), FeKey(fe::kActivate)}) {
+    if (auto n = env_.xs.Read(platform::kNoTx, path); n.ok()) {
+      activate_seen_ = std::max(activate_seen_, ParseU64(*n).value_or(0));
+    }
+  }
   auto v = env_.xs.Read(platform::kNoTx, Key(be::kState));
   auto s = v.ok() ? schema::ParseXenbusState(*v) : Result<State>(v.status());
   if (s.ok() && (*s == State::kClosing || *s == State::kClosed)) {
@@ -128,6 +135,8 @@ Status XenbusBackend::Setup() {
   });
   if (!s.ok()) return s.WithContext("publish features");
   last_stats_.reset();
+  last_repl_.reset();
+  PublishReplication(/*force=*/true);
   log_.Info("InitWait: volume {} region {} bytes ({} pages, {} directory pages), sequence {}",
             volume_.ToString(), region.size(), region.pages(), dir_refs.size(),
             region.durable_seq());
@@ -302,6 +311,103 @@ void XenbusBackend::Refresh() {
   }
   FrontendChanged(*fe_state);
   CheckWorker();
+  if (state_ == State::kInitWait || state_ == State::kConnected) CheckActivateRequest();
+}
+
+void XenbusBackend::CheckActivateRequest() {
+  auto v = env_.xs.Read(platform::kNoTx, FeKey(fe::kActivate));
+  if (!v.ok()) return;
+  auto n = ParseU64InRange(*v, fe::kActivateMin, fe::kActivateMax, fe::kActivate);
+  if (!n.ok()) {
+    log_.Warn("ignoring the frontend's activate request: {}", n.status().message());
+    return;
+  }
+  if (*n <= activate_seen_) return;
+  activate_seen_ = *n;
+  bool force = false;
+  if (auto f = env_.xs.Read(platform::kNoTx, FeKey(fe::kActivateForce)); f.ok()) {
+    auto b = ParseBool01(*f, fe::kActivateForce);
+    if (!b.ok()) {
+      WriteActivation(*n, {ActivationOutcome::Result::kFailed, b.status().message()});
+      return;
+    }
+    force = *b;
+  }
+  log_.Info("activate request {}{}", *n, force ? " (force)" : "");
+  std::weak_ptr<ActivationBox> box = activation_;
+  const uint64_t request = *n;
+  auto done = [box, request, wake = env_.wake](const ActivationOutcome& o) {
+    auto b = box.lock();
+    if (!b) return;
+    {
+      std::lock_guard lock(b->mu);
+      if (!b->pending || b->pending->first <= request) b->pending.emplace(request, o);
+    }
+    wake();
+  };
+  if (!env_.activate || !env_.activate(volume_, force, done)) {
+    // A local volume: its only backend is its primary.
+    WriteActivation(request, {ActivationOutcome::Result::kOk, ""});
+  }
+}
+
+void XenbusBackend::CheckActivation() {
+  std::optional<std::pair<uint64_t, ActivationOutcome>> got;
+  {
+    std::lock_guard lock(activation_->mu);
+    got.swap(activation_->pending);
+  }
+  if (got) WriteActivation(got->first, got->second);
+}
+
+void XenbusBackend::WriteActivation(uint64_t request, const ActivationOutcome& o) {
+  using R = ActivationOutcome::Result;
+  const std::string_view result = o.result == R::kOk              ? be::kActivateResultOk
+                                  : o.result == R::kWaitingResync ? be::kActivateResultWaitingResync
+                                  : o.result == R::kNoMajority    ? be::kActivateResultNoMajority
+                                                                  : be::kActivateResultFailed;
+  if (o.result == R::kOk) {
+    log_.Info("activate request {}: ok", request);
+  } else {
+    log_.Warn("activate request {}: {}: {}", request, result, o.message);
+  }
+  // The role first, so that whoever sees `activated` sees the new role too.
+  PublishReplication(/*force=*/false);
+  std::vector<std::pair<std::string, std::string>> kv = {
+      {std::string(be::kActivateResult), std::string(result)},
+      {std::string(be::kActivateMessage), Printable(o.message, be::kActivateMessageMaxLen - 3)}};
+  if (o.final()) kv.emplace_back(std::string(be::kActivated), std::to_string(request));
+  if (Status s = WriteKeys(kv); !s.ok()) {
+    log_.Error("cannot report activate request {}: {}", request, s.ToString());
+  }
+}
+
+void XenbusBackend::PublishReplication(bool force) {
+  if (!region_) return;
+  const std::optional<SinkReplication> repl = region_->sink().Replication();
+  using S = SinkReplication::Summary;
+  std::vector<std::pair<std::string, std::string>> kv;
+  if (repl) {
+    using R = SinkReplication::Role;
+    kv.emplace_back(be::kRole, repl->role == R::kPrimary  ? be::kRolePrimary
+                               : repl->role == R::kFenced ? be::kRoleFenced
+                                                          : be::kRoleReplica);
+    kv.emplace_back(be::kEpoch, std::to_string(repl->epoch));
+    kv.emplace_back(be::kPrimaryLink,
+                    repl->primary_link ? be::kPrimaryLinkUp : be::kPrimaryLinkDown);
+  }
+  const S summary = repl ? repl->summary : S::kStandalone;
+  kv.emplace_back(be::kReplicationState, summary == S::kInSync     ? be::kReplicationStateInSync
+                                         : summary == S::kDegraded ? be::kReplicationStateDegraded
+                                         : summary == S::kSyncing
+                                             ? be::kReplicationStateSyncing
+                                             : be::kReplicationStateStandalone);
+  if (!force && last_repl_ && *last_repl_ == kv) return;
+  if (Status s = WriteKeys(kv); !s.ok()) {
+    log_.Warn("cannot publish the replication state: {}", s.ToString());
+    return;
+  }
+  last_repl_ = std::move(kv);
 }
 
 void XenbusBackend::FrontendChanged(State fe) {
@@ -425,21 +531,7 @@ void XenbusBackend::PublishStats(bool force) {
       {std::string(be::kStatPersistLatencyMaxNs), std::to_string(latency_max_ns_)},
       {std::string(be::kStatDurableSequence), std::to_string(region_->durable_seq())},
   };
-  const std::optional<SinkReplication> repl = region_->sink().Replication();
-  if (repl) {
-    using R = SinkReplication::Role;
-    kv.emplace_back(be::kRole, repl->role == R::kPrimary  ? be::kRolePrimary
-                               : repl->role == R::kFenced ? be::kRoleFenced
-                                                          : be::kRoleReplica);
-    kv.emplace_back(be::kEpoch, std::to_string(repl->epoch));
-  }
-  using S = SinkReplication::Summary;
-  const S summary = repl ? repl->summary : S::kStandalone;
-  kv.emplace_back(be::kReplicationState, summary == S::kInSync     ? be::kReplicationStateInSync
-                                         : summary == S::kDegraded ? be::kReplicationStateDegraded
-                                         : summary == S::kSyncing
-                                             ? be::kReplicationStateSyncing
-                                             : be::kReplicationStateStandalone);
+  PublishReplication(force);
   if (!force && last_stats_ && *last_stats_ == kv) return;
   Status s = WriteKeys(kv);
   if (!s.ok()) {

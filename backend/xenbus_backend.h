@@ -7,10 +7,12 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "backend/activation.h"
 #include "backend/daemon_config.h"
 #include "backend/frontend_transport.h"
 #include "backend/ring_stats.h"
@@ -33,6 +35,8 @@ struct DeviceEnv {
   const DaemonConfig& config;
   // Wakes the control thread; called by ring workers (any thread).
   std::function<void()> wake;
+  // Activations of replicated volumes (empty without --cluster).
+  Activator activate;
 };
 
 // The backend state machine. The frontend's state drives it;
@@ -94,6 +98,14 @@ class XenbusBackend {
   // with `force`).
   void PublishStats(bool force);
 
+  // Writes role, epoch, replication-state and primary-link when they
+  // changed (always with `force`); called whenever the engine's state moves.
+  void PublishReplication(bool force);
+
+  // Writes the outcome of an activation that arrived from the engine's
+  // thread, if any (activate-result, activate-message, then activated).
+  void CheckActivation();
+
   // The backend directory is gone: disconnects and releases the region.
   void Remove();
 
@@ -127,6 +139,10 @@ class XenbusBackend {
   Status WriteKeys(const std::vector<std::pair<std::string, std::string>>& kv);
   void Fatal(const Status& why);
   Result<State> ReadFrontendState();
+  // Reads the frontend's activate request; starts an activation for a new
+  // request number (docs/multipath.md).
+  void CheckActivateRequest();
+  void WriteActivation(uint64_t request, const ActivationOutcome& o);
   std::string Key(std::string_view key) const;
   std::string FeKey(std::string_view key) const;
 
@@ -149,6 +165,16 @@ class XenbusBackend {
   uint64_t latency_p50_ns_ = 0;    // last published interval figures
   uint64_t latency_p99_ns_ = 0;
   uint64_t latency_max_ns_ = 0;
+  std::optional<std::vector<std::pair<std::string, std::string>>> last_repl_;
+
+  // Activation outcomes travel from the engine's thread to ours here; the
+  // box outlives the device when an outcome comes late.
+  struct ActivationBox {
+    std::mutex mu;
+    std::optional<std::pair<uint64_t, ActivationOutcome>> pending;
+  };
+  std::shared_ptr<ActivationBox> activation_ = std::make_shared<ActivationBox>();
+  uint64_t activate_seen_ = 0;  // highest request number taken (or present at adoption)
 };
 
 }  // namespace vnvram::backend

@@ -1,5 +1,6 @@
 #include "common/parse.h"
 
+#include <algorithm>
 #include <limits>
 
 namespace vnvram {
@@ -198,6 +199,18 @@ Result<bool> ParseBool01(std::string_view s, std::string_view what) {
   if (s == "0") return false;
   if (s == "1") return true;
   return Bad(what, s, "must be 0 or 1");
+}
+
+std::string Printable(std::string_view s, size_t max) {
+  std::string out;
+  const size_t n = std::min(s.size(), max);
+  out.reserve(n + 3);
+  for (size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    out += (c >= 0x20 && c < 0x7F) ? static_cast<char>(c) : '?';
+  }
+  if (s.size() > max) out += "...";
+  return out;
 }
 
 }  // namespace vnvram

@@ -55,6 +55,10 @@ Result<Uuid> ParseUuid(std::string_view s, std::string_view what = "UUID");
 // `max_len` cut with "...". Safe on anything a guest or peer wrote.
 std::string QuoteForError(std::string_view s, size_t max_len = 64);
 
+// `s` shortened to `max` bytes with every byte outside printable ASCII
+// replaced by '?' (and "..." when cut), for error messages and error nodes.
+std::string Printable(std::string_view s, size_t max = 64);
+
 // Boolean as xenstore and configs write it: "0"/"1" only.
 Result<bool> ParseBool01(std::string_view s, std::string_view what = "flag");
 

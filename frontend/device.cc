@@ -1,20 +1,32 @@
 // Device::Impl: libvnvram's implementation of vnvram::Device (see
-// include/vnvram/vnvram.hpp for the contract). It owns the platform, the
-// XenbusFrontend (control plane) and the live Connection (data plane), and
-// keeps every request from submission to answer in `pending_`, so that a
-// backend restart re-issues what was in flight instead of dropping it.
-// Thread-safety: every public entry takes mu_ for its whole duration.
+// include/vnvram/vnvram.hpp for the contract). It owns the platform, one
+// Path per xenbus device of the volume (control plane: XenbusFrontend;
+// data plane: the path's Connection), the multipath directory, and every
+// request from submission to answer in `pending_`, so that a backend
+// restart or a path switch re-issues what was in flight instead of
+// dropping it. Failover logic: docs/multipath.md.
+// Thread-safety: every public entry takes mu_ for its whole duration; the
+// monitor thread takes it to serve watch events while no call is running.
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "common/clock.h"
+#include "frontend/multipath_state.h"
 #include "frontend/xenbus_frontend.h"
 #include "platform/platform.h"
 #include "vnvram/vnvram.hpp"
@@ -27,10 +39,20 @@ using frontend::Completion;
 using frontend::Connection;
 using frontend::MappedRegion;
 using frontend::XenbusFrontend;
+using XS = frontend::XenbusState;
+namespace fe = schema::fe;
+namespace be = schema::be;
+namespace mp = schema::mp;
 
 constexpr size_t kMaxRetiredMappings = 8;
 constexpr size_t kMaxCopyChunksInFlight = 8;
 constexpr uint64_t kChunkBytes = uint64_t{VNVRAMIF_MAX_SEGMENTS} * VNVRAMIF_PAGE_SIZE;
+// A failover tries one candidate for at most this long while others remain.
+constexpr Nanos kCandidateBudget = std::chrono::seconds(5);
+// Closing a standby path does not wait longer than this for its backend.
+constexpr Nanos kStandbyCloseBudget = std::chrono::seconds(1);
+// The monitor thread looks at the paths at least this often.
+constexpr int kMonitorPeriodMs = 1000;
 
 std::string_view OpName(uint8_t op) {
   switch (op) {
@@ -61,41 +83,106 @@ Status StatusFromResponse(const vnvramif_request& req, int16_t status) {
   }
 }
 
+// Why the active path is being left (the failover/reason values).
+enum class Reason : uint8_t {
+  kOperator,
+  kBackendClosed,
+  kBackendGone,
+  kRingTimeout,
+  kNotPrimary,
+  kPathError
+};
+
+std::string_view ReasonValue(Reason r) {
+  switch (r) {
+    case Reason::kOperator: return mp::kFailoverReasonOperator;
+    case Reason::kBackendClosed: return mp::kFailoverReasonBackendClosed;
+    case Reason::kBackendGone: return mp::kFailoverReasonBackendGone;
+    case Reason::kRingTimeout: return mp::kFailoverReasonRingTimeout;
+    case Reason::kNotPrimary: return mp::kFailoverReasonNotPrimary;
+    case Reason::kPathError: return mp::kFailoverReasonPathError;
+  }
+  return mp::kFailoverReasonBackendGone;
+}
+
+// One path of the volume: its control plane, its connection when it has
+// one, and what its backend last published.
+struct Path {
+  std::unique_ptr<XenbusFrontend> xb;
+  std::unique_ptr<Connection> conn;
+  bool failed = false;  // broke the protocol: never used again
+  uint64_t activate_sent = 0;
+  std::string role;  // backend's role key; "" when absent (a local volume)
+  uint64_t epoch = 0;
+  bool primary_link = true;
+  std::string published_role;  // our path-role value last written
+
+  DevId dev() const { return xb->dev(); }
+  bool ready() const { return conn != nullptr && !failed; }
+  // A backend that serves the volume now, as far as xenstore tells.
+  bool serving() const { return role.empty() || role == be::kRolePrimary; }
+};
+
+// What the backend of a path published, read in one go.
+struct BackendView {
+  XS state = XS::kUnknown;
+  bool online = false;
+  std::string role;
+  uint64_t epoch = 0;
+  bool primary_link = true;
+};
+
+struct ActivationResult {
+  enum class Kind : uint8_t { kOk, kNoMajority, kTimeout, kError };
+  Kind kind = Kind::kOk;
+  std::string message;
+};
+
 }  // namespace
 
 class Device::Impl {
  public:
-  Impl(OpenOptions options, std::unique_ptr<platform::Platform> platform,
-       std::unique_ptr<XenbusFrontend> xb)
-      : options_(std::move(options)), platform_(std::move(platform)), xb_(std::move(xb)) {}
+  Impl(OpenOptions options, std::unique_ptr<platform::Platform> platform, Uuid volume,
+       std::unique_ptr<XenbusFrontend> first)
+      : options_(std::move(options)),
+        platform_(std::move(platform)),
+        volume_(volume),
+        preferred_(first ? std::optional<DevId>(first->dev()) : std::nullopt),
+        first_(std::move(first)) {}
 
   ~Impl() { (void)Close(); }
 
-  // The first handshake.
+  // Opens every path, connects, chooses the active path, starts the
+  // monitor thread.
   Status Open() {
-    std::lock_guard lock(mu_);
-    Deadline dl = NewDeadline();
-    Status s = Establish(dl);
+    std::unique_lock lock(mu_);
+    const Deadline dl = NewDeadline();
+    Status s = LoadPaths();
+    if (s.ok()) s = FirstConnect(dl);
     if (!s.ok()) {
-      if (s.code() == Code::kCorruption) {
-        xb_->ReportFatal(s);  // error node + Closing, as blkfront does
-      } else if (xb_->state() == frontend::XenbusState::kInitialised ||
-                 xb_->state() == frontend::XenbusState::kConnected) {
-        // Withdraw the ring we are about to free: the backend drops it
-        // (back to InitWait) instead of mapping freed pages.
-        (void)xb_->SetState(frontend::XenbusState::kInitialising);
+      for (auto& [dev, p] : paths_) {
+        if (p->failed) continue;
+        if (p->xb->state() == XS::kInitialised || p->xb->state() == XS::kConnected) {
+          // Withdraw the ring we are about to free: the backend drops it
+          // (back to InitWait) instead of mapping freed pages.
+          (void)p->xb->SetState(XS::kInitialising);
+        }
+        p->conn.reset();
       }
-      conn_.reset();
+      active_ = nullptr;
       state_ = DeviceState::kClosed;  // nothing for the destructor to close
       return s;
     }
     state_ = DeviceState::kConnected;
+    PublishGroup();
+    lock.unlock();
+    StartMonitor();
     return Status::Ok();
   }
 
   std::span<std::byte> Region() {
     std::lock_guard lock(mu_);
-    if (conn_ == nullptr && state_ != DeviceState::kReconnecting) return {};
+    if (ActiveConn() == nullptr && state_ != DeviceState::kReconnecting) return {};
     return MappedBytes();
   }
   uint64_t Generation() const { return generation_.load(std::memory_order_acquire); }
@@ -172,15 +259,19 @@ class Device::Impl {
     }
     VNVRAM_RETURN_IF_ERROR(CheckRange(off, len));
     if (len == 0) return Status::Ok();
-    Deadline dl = NewDeadline();
+    const Deadline dl = NewDeadline();
+    // Copy buffers are granted to the active path's backend: wait for one.
+    if (active_ == nullptr) {
+      VNVRAM_RETURN_IF_ERROR(Pump(dl, [this] { return active_ != nullptr; }));
+    }
     std::deque<uint64_t> tickets;
     Status first;
     uint64_t done = 0;
     while (done < len || !tickets.empty()) {
-      if (done < len && tickets.size() < kMaxCopyChunksInFlight) {
+      if (done < len && tickets.size() < kMaxCopyChunksInFlight && active_ != nullptr) {
         const uint64_t n = std::min(kChunkBytes, len - done);
         const size_t pages = (n + VNVRAMIF_PAGE_SIZE - 1) / VNVRAMIF_PAGE_SIZE;
-        auto shared = sharer_share(pages, is_read);
+        auto shared = copy_sharer_->Share(active_->xb->backend(), pages, is_read);
         if (!shared.ok()) {
           first = shared.status();
           break;
@@ -196,9 +287,14 @@ class Device::Impl {
         const uint64_t t = Queue(r, /*async=*/false);
         pending_[t].pages = std::move(buf);
         pending_[t].copy_to = is_read ? dst + done : nullptr;
+        pending_[t].copy_domid = active_->xb->backend();
         tickets.push_back(t);
         done += n;
         continue;
+      }
+      if (tickets.empty()) {
+        first = Status::Unavailable("no active path");
+        break;
       }
       Status s = IssueAndWait(tickets.front(), dl);
       tickets.pop_front();
@@ -220,35 +316,71 @@ class Device::Impl {
     i.region_size = value;
     i.durable_seq = DurableSeq();
     i.generation = Generation();
-    i.ring_page_order = conn_ != nullptr ? conn_->ring_page_order : 0;
-    i.backend_domid = xb_->backend();
-    i.volume = xb_->volume().ToString();
+    if (active_ != nullptr) {
+      i.ring_page_order = active_->conn != nullptr ? active_->conn->ring_page_order : 0;
+      i.backend_domid = active_->xb->backend();
+      i.active_path = active_->dev();
+    }
+    i.failovers = failovers_;
+    i.volume = volume_.ToString();
     i.feature_flush = features_.feature_flush;
     i.feature_barrier = features_.feature_barrier;
     i.feature_copy_mode = features_.feature_copy_mode;
     return i;
   }
 
-  Status Close() {
+  std::vector<PathInfo> Paths() const {
     std::lock_guard lock(mu_);
-    if (state_ == DeviceState::kClosed || xb_ == nullptr) return Status::Ok();
-    Deadline dl = NewDeadline();
+    std::vector<PathInfo> out;
+    for (const auto& [dev, p] : paths_) {
+      PathInfo i;
+      i.devid = dev;
+      i.backend_domid = p->xb->backend();
+      i.priority = p->xb->priority();
+      i.state = p->failed            ? PathState::kFailed
+                : p.get() == active_ ? PathState::kActive
+                : p->conn != nullptr ? PathState::kStandby
+                                     : PathState::kDown;
+      i.role = p->role;
+      i.epoch = p->epoch;
+      out.push_back(std::move(i));
+    }
+    return out;
+  }
+
+  Status Close() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    StopMonitor();
+    std::lock_guard lock(mu_);
+    if (state_ == DeviceState::kClosed || paths_.empty()) return Status::Ok();
+    const Deadline dl = NewDeadline();
     Status result;
     if (state_ == DeviceState::kConnected) result = DrainLocked(dl);
-    // Only a live connection needs the backend to let go of our ring first;
-    // a backend that broke the protocol, or that is gone, is not waited for.
-    const bool trusted = state_ == DeviceState::kConnected;
-    Status c = xb_->Close(
-        dl,
-        [this] {
-          conn_.reset();
-          retired_.clear();
-        },
-        trusted);
-    if (result.ok()) result = c;
+    for (auto& [dev, p] : paths_) {
+      // Only a live connection needs the backend to let go of our ring
+      // first; a backend that broke the protocol, or is gone, is not waited
+      // for, nor a standby for long.
+      const bool trusted = p->conn != nullptr && !p->failed &&
+                           (p.get() != active_ || state_ == DeviceState::kConnected);
+      const Deadline pdl = p.get() == active_
+                               ? dl
+                               : Deadline(SystemClock::Instance(),
+                                          std::min<Nanos>(dl.Remaining(), kStandbyCloseBudget));
+      Path* raw = p.get();
+      Status c = p->xb->Close(
+          pdl, [raw] { raw->conn.reset(); }, trusted);
+      if (p.get() == active_ && result.ok()) result = c;
+    }
+    retired_.clear();
     FailAllPending(Status::Unavailable("device closed"));
     state_ = DeviceState::kClosed;
-    xb_.reset();
+    active_ = nullptr;
+    PublishGroup();
+    paths_.clear();
+    mp_.reset();
     return result;
   }
 
@@ -259,24 +391,33 @@ class Device::Impl {
     bool issued = false;
     bool done = false;
     bool abandoned = false;  // the caller stopped waiting: drop the answer
+    Nanos issued_at{0};
     Status status;
     uint64_t value = 0;
     std::shared_ptr<platform::SharedPages> pages;  // copy-mode buffer
+    DomId copy_domid = 0;                          // whom `pages` are granted to
     std::byte* copy_to = nullptr;                  // READ: caller's buffer
+  };
+
+  // An automatic or operator failover to run.
+  struct Plan {
+    Reason reason = Reason::kBackendGone;
+    std::optional<DevId> target;
+    bool force = true;
+    uint64_t request = 0;
+    std::chrono::milliseconds timeout{10000};
   };
 
   Deadline NewDeadline() const { return Deadline(SystemClock::Instance(), options_.timeout); }
 
-  // Where loads and stores go: the live connection's mapping or, while
+  Connection* ActiveConn() const { return active_ != nullptr ? active_->conn.get() : nullptr; }
+
+  // Where loads and stores go: the active connection's mapping or, while
   // reconnecting, the last retired one (still mapped); empty when neither.
   std::span<std::byte> MappedBytes() const {
-    if (const Connection* c = conn_.get(); c != nullptr) return c->region.bytes;
+    if (const Connection* c = ActiveConn(); c != nullptr) return c->region.bytes;
     if (!retired_.empty()) return retired_.back().bytes;
     return {};
-  }
-
-  Result<std::unique_ptr<platform::SharedPages>> sharer_share(size_t pages, bool writable) {
-    return copy_sharer_->Share(xb_->backend(), pages, writable);
   }
 
   Status Usable() const {
@@ -284,7 +425,9 @@ class Device::Impl {
       case DeviceState::kConnected:
       case DeviceState::kReconnecting: return Status::Ok();
       case DeviceState::kError: return error_;
-      case DeviceState::kClosed: return Status::FailedPrecondition("device is closed");
+      case DeviceState::kClosed:
+        return detached_ ? Status::Unavailable("device detached")
+                         : Status::FailedPrecondition("device is closed");
     }
     return Status::Internal("bad device state");
   }
@@ -298,58 +441,317 @@ class Device::Impl {
     return Status::Ok();
   }
 
-  // Handshake, then a GET_INFO round trip that proves the ring is served
-  // and the region size is what xenstore said.
-  Status Establish(const Deadline& dl) {
-    for (;;) {
-      auto c = xb_->Connect(options_.ring_page_order, dl);
-      if (!c.ok()) return c.status();
-      conn_ = std::move(c).value();
-      Status p = Probe(dl);
-      if (p.ok()) break;
-      conn_.reset();
-      if (p.code() != Code::kAborted || dl.Expired()) return p;
-      xb_->log().Warn("backend changed state during the first request; handshaking again");
+  const log::Context& Log() const {
+    if (active_ != nullptr) return active_->xb->log();
+    if (!paths_.empty()) return paths_.begin()->second->xb->log();
+    static const log::Context none("vnvram");
+    return none;
+  }
+
+  // ---- paths -----------------------------------------------------------
+
+  Status LoadPaths() {
+    VNVRAM_ASSIGN_OR_RETURN(auto xs, platform_->OpenXenStore());
+    VNVRAM_ASSIGN_OR_RETURN(std::vector<DevId> devs, XenbusFrontend::FindDevicesByVolume(
+                                                         *xs, platform_->self_domid(), volume_));
+    if (first_ != nullptr) {
+      const DevId d = first_->dev();
+      auto p = std::make_unique<Path>();
+      p->xb = std::move(first_);
+      paths_.emplace(d, std::move(p));
     }
-    if (copy_sharer_ == nullptr) {
-      auto s = platform_->OpenGrantSharer();
-      if (!s.ok()) return s.status().WithContext("opening the copy-mode grant sharer");
-      copy_sharer_ = std::move(s).value();
+    for (DevId d : devs) {
+      if (paths_.count(d) != 0) continue;
+      auto xb = XenbusFrontend::Open(*platform_, d);
+      if (!xb.ok()) {
+        // Another path's trouble is that path's: log it and go on.
+        spdlog::warn("volume {}: path {} unusable: {}", volume_.ToString(), d,
+                     xb.status().ToString());
+        continue;
+      }
+      auto p = std::make_unique<Path>();
+      p->xb = std::move(xb).value();
+      paths_.emplace(d, std::move(p));
     }
-    features_ = conn_->geometry;
-    size_.store(conn_->geometry.region_size, std::memory_order_release);
-    generation_.fetch_add(1, std::memory_order_acq_rel);
+    if (paths_.empty()) {
+      return Status::NotFound("no vnvram device of volume " + volume_.ToString() + " in domain " +
+                              std::to_string(platform_->self_domid()));
+    }
+    for (auto& [dev, p] : paths_) {
+      // Continue the activate numbering of an earlier opener.
+      if (auto a = p->xb->ReadFrontendKey(fe::kActivate); a.ok() && *a) {
+        p->activate_sent = ParseU64(**a).value_or(0);
+      }
+    }
+    VNVRAM_ASSIGN_OR_RETURN(mp_, frontend::MultipathState::Open(*platform_, volume_));
+    auto s = platform_->OpenGrantSharer();
+    if (!s.ok()) return s.status().WithContext("opening the copy-mode grant sharer");
+    copy_sharer_ = std::move(s).value();
     return Status::Ok();
   }
 
-  Status Probe(const Deadline& dl) {
+  // Paths in the order we prefer them: the one opened by devid, then by
+  // priority (higher first), then by devid.
+  std::vector<Path*> Ordered() {
+    std::vector<Path*> out;
+    for (auto& [dev, p] : paths_) out.push_back(p.get());
+    std::stable_sort(out.begin(), out.end(), [this](const Path* a, const Path* b) {
+      const bool pa = preferred_ && a->dev() == *preferred_;
+      const bool pb = preferred_ && b->dev() == *preferred_;
+      if (pa != pb) return pa;
+      if (a->xb->priority() != b->xb->priority()) return a->xb->priority() > b->xb->priority();
+      return a->dev() < b->dev();
+    });
+    return out;
+  }
+
+  Result<BackendView> ReadView(Path& p) {
+    BackendView v;
+    VNVRAM_ASSIGN_OR_RETURN(v.state, p.xb->BackendState());
+    VNVRAM_ASSIGN_OR_RETURN(v.online, p.xb->BackendOnline());
+    VNVRAM_ASSIGN_OR_RETURN(auto role, p.xb->ReadBackendKey(be::kRole));
+    if (role) {
+      if (*role != be::kRolePrimary && *role != be::kRoleReplica && *role != be::kRoleFenced) {
+        return Status::Corruption("backend role '" + Printable(*role, 32) + "' is not a role");
+      }
+      v.role = *role;
+    }
+    VNVRAM_ASSIGN_OR_RETURN(auto epoch, p.xb->ReadBackendKey(be::kEpoch));
+    if (epoch) v.epoch = ParseU64(*epoch).value_or(0);
+    VNVRAM_ASSIGN_OR_RETURN(auto link, p.xb->ReadBackendKey(be::kPrimaryLink));
+    v.primary_link = !link || *link != be::kPrimaryLinkDown;
+    return v;
+  }
+
+  // Handshake on `p`, then a GET_INFO round trip that proves the ring is
+  // served and the region has the size xenstore (and the other paths) say.
+  Status ConnectPath(Path& p, const Deadline& dl) {
+    for (;;) {
+      auto c = p.xb->Connect(options_.ring_page_order, dl);
+      if (!c.ok()) {
+        if (c.status().code() == Code::kCorruption) FailPath(p, c.status());
+        return c.status();
+      }
+      p.conn = std::move(c).value();
+      Status s = ProbePath(p, dl);
+      if (s.ok()) break;
+      p.conn.reset();
+      if (s.code() == Code::kCorruption) {
+        FailPath(p, s);
+        return s;
+      }
+      if (s.code() != Code::kAborted || dl.Expired()) {
+        (void)p.xb->SetState(XS::kInitialising);
+        return s;
+      }
+      p.xb->log().Warn("backend changed state during the first request; handshaking again");
+    }
+    const uint64_t size = p.conn->geometry.region_size;
+    if (Size() == 0) {
+      size_.store(size, std::memory_order_release);
+    } else if (size != Size()) {
+      Status bad =
+          Status::Corruption("path " + std::to_string(p.dev()) + " has a " + std::to_string(size) +
+                             "-byte region, the volume " + std::to_string(Size()));
+      FailPath(p, bad);
+      return bad;
+    }
+    if (auto v = ReadView(p); v.ok()) {
+      p.role = v->role;
+      p.epoch = v->epoch;
+      p.primary_link = v->primary_link;
+    }
+    return Status::Ok();
+  }
+
+  Status ProbePath(Path& p, const Deadline& dl) {
     vnvramif_request r{};
     r.operation = VNVRAMIF_OP_GET_INFO;
-    VNVRAM_ASSIGN_OR_RETURN(const uint64_t id, conn_->ring->Submit(r));
-    VNVRAM_RETURN_IF_ERROR(conn_->ring->Kick());
+    VNVRAM_ASSIGN_OR_RETURN(const uint64_t id, p.conn->ring->Submit(r));
+    VNVRAM_RETURN_IF_ERROR(p.conn->ring->Kick());
     for (;;) {
-      VNVRAM_ASSIGN_OR_RETURN(std::vector<Completion> got, conn_->ring->Poll());
+      VNVRAM_ASSIGN_OR_RETURN(std::vector<Completion> got, p.conn->ring->Poll());
       for (const Completion& c : got) {
         if (c.id != id) continue;
         if (c.status != VNVRAMIF_RSP_OKAY) return StatusFromResponse(r, c.status);
-        if (c.value != conn_->geometry.region_size) {
+        if (c.value != p.conn->geometry.region_size) {
           return Status::Corruption("backend GET_INFO says the region has " +
                                     std::to_string(c.value) + " bytes, xenstore says " +
-                                    std::to_string(conn_->geometry.region_size));
+                                    std::to_string(p.conn->geometry.region_size));
         }
         NoteSeq(c.durable_seq);
         return Status::Ok();
       }
       if (dl.Expired()) return Status::Timeout("backend did not answer GET_INFO after Connected");
-      VNVRAM_ASSIGN_OR_RETURN(auto a, xb_->WaitForActivity(conn_.get(), dl));
+      VNVRAM_ASSIGN_OR_RETURN(auto a, p.xb->WaitForActivity(p.conn.get(), dl));
       if (a.watch) {
-        VNVRAM_ASSIGN_OR_RETURN(auto be, xb_->BackendState());
-        if (be != frontend::XenbusState::kConnected) {
-          return Status::Aborted("backend left Connected");
-        }
+        VNVRAM_ASSIGN_OR_RETURN(auto st, p.xb->BackendState());
+        if (st != XS::kConnected) return Status::Aborted("backend left Connected");
       }
     }
   }
+
+  // A path whose backend broke the protocol: its error node, Closing, never
+  // used again.
+  void FailPath(Path& p, const Status& why) {
+    if (p.failed) return;
+    p.failed = true;
+    p.xb->ReportFatal(why);
+    if (&p == active_) RetireActive(/*withdraw=*/false);
+    p.conn.reset();
+  }
+
+  bool HasOtherPath(const Path* not_this) const {
+    for (const auto& [dev, p] : paths_) {
+      if (p.get() != not_this && !p->failed) return true;
+    }
+    return false;
+  }
+
+  bool HasReadyStandby() const {
+    for (const auto& [dev, p] : paths_) {
+      if (p.get() != active_ && p->ready()) return true;
+    }
+    return false;
+  }
+
+  // The first connection: every path whose backend is there, then the
+  // active one: a path whose backend serves the volume (the newest epoch),
+  // or the best path asked to take over.
+  Status FirstConnect(const Deadline& dl) {
+    Status last;
+    for (;;) {
+      const std::vector<Path*> order = Ordered();
+      for (Path* p : order) {
+        if (p->conn != nullptr || p->failed) continue;
+        auto st = p->xb->BackendState();
+        if (!st.ok()) {
+          if (st.status().code() == Code::kCorruption) FailPath(*p, st.status());
+          last = st.status();
+          continue;
+        }
+        // A backend still setting up is waited for when it is the only way.
+        const bool there = *st != XS::kUnknown && *st != XS::kInitialising;
+        if (!there && !(order.size() == 1)) continue;
+        Status s = ConnectPath(*p, dl);
+        if (!s.ok()) last = s;
+      }
+      Path* chosen = nullptr;
+      for (Path* p : order) {
+        if (!p->ready() || !p->serving()) continue;
+        if (chosen == nullptr || p->epoch > chosen->epoch) chosen = p;
+      }
+      if (chosen == nullptr) {
+        for (Path* p : order) {
+          if (!p->ready()) continue;
+          ActivationResult r = Activate(*p, /*force=*/true, dl);
+          if (r.kind == ActivationResult::Kind::kOk) {
+            chosen = p;
+            break;
+          }
+          last = Status::Unavailable("path " + std::to_string(p->dev()) + ": " + r.message);
+        }
+      }
+      if (chosen != nullptr) {
+        active_ = chosen;
+        features_ = chosen->conn->geometry;
+        generation_.fetch_add(1, std::memory_order_acq_rel);
+        return Status::Ok();
+      }
+      bool any_left = false;
+      for (Path* p : order) any_left = any_left || !p->failed;
+      if (!any_left) return last.ok() ? Status::Unavailable("every path failed") : last;
+      if (dl.Expired()) {
+        if (!last.ok() && last.code() != Code::kTimeout) return last;
+        return Status::Timeout("no path of volume " + volume_.ToString() + " became usable" +
+                               (last.ok() ? std::string() : ": " + last.message()));
+      }
+      VNVRAM_RETURN_IF_ERROR(WaitAny(dl).status());
+    }
+  }
+
+  // Asks the backend of `p` to become the volume's serving primary and
+  // waits for its answer (docs/multipath.md "Activation").
+  ActivationResult Activate(Path& p, bool force, const Deadline& dl) {
+    using K = ActivationResult::Kind;
+    uint64_t n = p.activate_sent;
+    if (auto a = p.xb->ReadBackendKey(be::kActivated); a.ok() && *a) {
+      n = std::max(n, ParseU64(**a).value_or(0));
+    }
+    ++n;
+    Status w = p.xb->WriteFrontendKeys(
+        {{fe::kActivateForce, force ? "1" : "0"}, {fe::kActivate, std::to_string(n)}});
+    if (!w.ok()) return {K::kError, "cannot ask for activation: " + w.message()};
+    p.activate_sent = n;
+    bool waiting_reported = false;
+    for (;;) {
+      auto st = p.xb->BackendState();
+      auto online = p.xb->BackendOnline();
+      if (!st.ok() || !online.ok() || *st == XS::kUnknown || !*online) {
+        return {K::kError, "the backend of path " + std::to_string(p.dev()) + " went away"};
+      }
+      auto done = p.xb->ReadBackendKey(be::kActivated);
+      auto result = p.xb->ReadBackendKey(be::kActivateResult);
+      if (done.ok() && *done && ParseU64(**done).value_or(0) >= n) {
+        std::string msg;
+        if (auto m = p.xb->ReadBackendKey(be::kActivateMessage); m.ok() && *m) {
+          msg = Printable(**m, be::kActivateMessageMaxLen);
+        }
+        const std::string res = result.ok() && *result ? **result : std::string();
+        if (res == be::kActivateResultOk) {
+          if (auto v = ReadView(p); v.ok()) {
+            p.role = v->role;
+            p.epoch = v->epoch;
+          }
+          return {K::kOk, ""};
+        }
+        if (res == be::kActivateResultNoMajority) return {K::kNoMajority, msg};
+        return {K::kError, msg.empty() ? "activation failed (" + res + ")" : msg};
+      }
+      if (result.ok() && *result && **result == be::kActivateResultWaitingResync &&
+          !waiting_reported) {
+        waiting_reported = true;
+        p.xb->log().Info("the backend waits for its copy's resync before it takes over");
+        if (mp_) mp_->SetFailoverState(mp::kFailoverStateWaitingResync);
+      }
+      if (dl.Expired()) {
+        return {K::kTimeout, "the backend of path " + std::to_string(p.dev()) +
+                                 " did not answer activate request " + std::to_string(n) +
+                                 " in time"};
+      }
+      auto a = p.xb->WaitForActivity(nullptr, dl);
+      if (!a.ok()) return {K::kError, a.status().message()};
+    }
+  }
+
+  // ---- the wait ----------------------------------------------------------
+
+  // Blocks until the active path's port has an event, a watch of any path
+  // (or the multipath directory) fires, or the deadline passes.
+  Result<frontend::Activity> WaitAny(const Deadline& dl) {
+    frontend::Activity a;
+    for (;;) {
+      for (auto& [dev, p] : paths_) VNVRAM_RETURN_IF_ERROR(p->xb->DrainWatches(&a.watch));
+      if (mp_) {
+        VNVRAM_ASSIGN_OR_RETURN(const bool f, mp_->Drain());
+        a.watch = a.watch || f;
+      }
+      if (Connection* c = ActiveConn(); c != nullptr) {
+        VNVRAM_ASSIGN_OR_RETURN(const bool ev, active_->xb->TakeEvent(c));
+        a.event = a.event || ev;
+      }
+      if (a.event || a.watch || dl.Expired()) return a;
+      std::vector<pollfd> fds;
+      for (auto& [dev, p] : paths_) fds.push_back({p->xb->watch_fd(), POLLIN, 0});
+      if (mp_) fds.push_back({mp_->watch_fd(), POLLIN, 0});
+      if (ActiveConn() != nullptr) fds.push_back({active_->xb->event_fd(), POLLIN, 0});
+      const int n = ::poll(fds.data(), fds.size(), dl.RemainingMillisForPoll());
+      if (n < 0 && errno != EINTR) return Status::FromErrno(errno, "poll");
+      if (n == 0) return a;
+    }
+  }
+
+  // ---- requests ----------------------------------------------------------
 
   void NoteSeq(uint64_t seq) {
     uint64_t cur = durable_seq_.load(std::memory_order_acquire);
@@ -368,30 +770,34 @@ class Device::Impl {
 
   // Pushes queued requests in ticket order while the ring has room.
   Status IssueQueued() {
-    if (conn_ == nullptr) return Status::Ok();
+    Connection* conn = ActiveConn();
+    if (conn == nullptr) return Status::Ok();
     bool any = false;
+    const Nanos now = SystemClock::Instance().Now();
     for (auto& [t, p] : pending_) {
       if (p.issued || p.done) continue;
-      if (conn_->ring->in_flight() >= conn_->ring->ring_size()) break;
-      auto id = conn_->ring->Submit(p.req);
+      if (conn->ring->in_flight() >= conn->ring->ring_size()) break;
+      auto id = conn->ring->Submit(p.req);
       if (!id.ok()) {
         if (id.status().code() == Code::kResourceExhausted) break;
-        return Fail(id.status());
+        PathBroke(id.status());
+        return Status::Ok();
       }
       p.issued = true;
+      p.issued_at = now;
       ring_ids_[*id] = t;
       any = true;
     }
     if (any) {
-      Status k = conn_->ring->Kick();
-      if (!k.ok()) return Fail(k);
+      Status k = conn->ring->Kick();
+      if (!k.ok()) PathBroke(k);
     }
     return Status::Ok();
   }
 
   Status QueueAsync(const vnvramif_request& r) {
     Queue(r, /*async=*/true);
-    Deadline dl = NewDeadline();
+    const Deadline dl = NewDeadline();
     VNVRAM_RETURN_IF_ERROR(IssueQueued());
     // Do not let the queue grow past what the ring holds.
     return Pump(dl, [this] { return Unissued() == 0; });
@@ -466,6 +872,13 @@ class Device::Impl {
     if (it == pending_.end()) return;
     Pending& p = it->second;
     NoteSeq(c.durable_seq);
+    if (c.status == VNVRAMIF_RSP_EAGAIN && p.req.operation != VNVRAMIF_OP_GET_INFO) {
+      // This backend no longer serves the volume: the request goes again on
+      // the path whose backend does (persists are idempotent).
+      p.issued = false;
+      if (!failover_needed_) failover_needed_ = Reason::kNotPrimary;
+      return;
+    }
     Status s = StatusFromResponse(p.req, c.status);
     if (s.ok() && (p.req.operation == VNVRAMIF_OP_READ || p.req.operation == VNVRAMIF_OP_WRITE) &&
         c.value != p.req.length) {
@@ -505,22 +918,49 @@ class Device::Impl {
     ring_ids_.clear();
   }
 
-  // A sticky device error: the backend cannot be trusted any more.
+  // A sticky device error: no path can be trusted any more.
   Status Fail(const Status& why) {
     if (state_ == DeviceState::kError) return error_;
     error_ = why;
     state_ = DeviceState::kError;
-    xb_->ReportFatal(why);
-    RetireConnection();
+    if (active_ != nullptr) {
+      active_->xb->ReportFatal(why);
+      RetireActive(/*withdraw=*/false);
+    }
     FailAllPending(why);
+    PublishGroup();
     return error_;
   }
 
-  void RetireConnection() {
-    if (conn_ == nullptr) return;
-    retired_.push_back(std::move(conn_->region));
-    while (retired_.size() > kMaxRetiredMappings) retired_.pop_front();
-    conn_.reset();
+  // The active path's ring broke (a protocol violation): that path is
+  // failed; another path takes over, or the device is in error.
+  void PathBroke(const Status& why) {
+    if (active_ == nullptr) return;
+    if (!HasOtherPath(active_)) {
+      (void)Fail(why);
+      return;
+    }
+    active_->xb->log().Error("path failed: {}", why.ToString());
+    FailPath(*active_, why);
+    failover_needed_ = Reason::kPathError;
+  }
+
+  // Leaves the active path: its mapping goes to retired_ (stores and
+  // in-flight ranges are carried from it), its requests are re-issued on
+  // the next active path. `withdraw`: tell a backend that may still be
+  // alive to drop our ring (it goes back to InitWait; we reconnect later as
+  // a standby).
+  void RetireActive(bool withdraw) {
+    if (active_ == nullptr) return;
+    Path& p = *active_;
+    if (p.conn != nullptr) {
+      retired_.push_back(std::move(p.conn->region));
+      while (retired_.size() > kMaxRetiredMappings) retired_.pop_front();
+      p.conn.reset();
+    }
+    if (withdraw && !p.failed) (void)p.xb->SetState(XS::kInitialising);
+    last_active_ = p.dev();
+    active_ = nullptr;
     ring_ids_.clear();
     for (auto it = pending_.begin(); it != pending_.end();) {
       if (it->second.abandoned) {
@@ -530,6 +970,7 @@ class Device::Impl {
         ++it;
       }
     }
+    if (state_ == DeviceState::kConnected) state_ = DeviceState::kReconnecting;
   }
 
   // Runs the event loop until `done()` holds or the deadline passes.
@@ -537,115 +978,507 @@ class Device::Impl {
     for (;;) {
       if (state_ == DeviceState::kError) return error_;
       if (state_ == DeviceState::kClosed) return Status::Unavailable("device closed (detached)");
-      if (conn_ != nullptr) {
-        auto got = conn_->ring->Poll();
-        if (!got.ok()) return Fail(got.status());
-        for (const Completion& c : *got) Complete(c);
+      if (Connection* c = ActiveConn(); c != nullptr) {
+        auto got = c->ring->Poll();
+        if (!got.ok()) {
+          PathBroke(got.status());
+          continue;
+        }
+        for (const Completion& comp : *got) Complete(comp);
         VNVRAM_RETURN_IF_ERROR(IssueQueued());
       }
+      if (RunPlannedFailover()) continue;
       if (done()) return Status::Ok();
-      if (conn_ == nullptr && !dl.Expired()) {
-        // Disconnected (an earlier re-handshake gave up): try again now.
-        VNVRAM_RETURN_IF_ERROR(BackendChanged(dl));
+      if (active_ == nullptr && !recover_blocked_ && !dl.Expired()) {
+        // No active path (an earlier switch gave up): try again now.
+        failover_needed_ = last_reason_;
         continue;
       }
       if (dl.Expired()) {
-        return Status::Timeout(conn_ != nullptr ? "backend did not answer in time"
-                                                : "backend did not come back in time");
+        return Status::Timeout(active_ != nullptr ? "backend did not answer in time"
+                                                  : "backend did not come back in time");
       }
-      auto a = xb_->WaitForActivity(conn_.get(), dl);
+      Deadline wait = dl;
+      if (active_ != nullptr && HasOtherPath(active_)) {
+        // A request unanswered for path_timeout fails the path over.
+        std::optional<Nanos> oldest;
+        for (const auto& [t, p] : pending_) {
+          if (p.issued && !p.done && (!oldest || p.issued_at < *oldest)) oldest = p.issued_at;
+        }
+        if (oldest) {
+          const Nanos limit = *oldest + Nanos(options_.path_timeout);
+          const Nanos now = SystemClock::Instance().Now();
+          if (now >= limit) {
+            active_->xb->log().Warn("a request went unanswered for {} ms: failing over",
+                                    options_.path_timeout.count());
+            failover_needed_ = Reason::kRingTimeout;
+            continue;
+          }
+          if (limit - now < dl.Remaining()) wait = Deadline(SystemClock::Instance(), limit - now);
+        }
+      }
+      auto a = WaitAny(wait);
       if (!a.ok()) return a.status();
-      if (a->watch) VNVRAM_RETURN_IF_ERROR(BackendChanged(dl));
+      if (a->watch) {
+        recover_blocked_ = false;
+        Service();
+      }
     }
   }
 
-  // The switch on the backend's state, while we are (or were) connected.
-  Status BackendChanged(const Deadline& dl) {
-    auto be = xb_->BackendState();
-    if (!be.ok()) {
-      if (be.status().code() == Code::kCorruption) return Fail(be.status());
-      return be.status();
+  // ---- watching the paths ------------------------------------------------
+
+  // Re-reads every path's backend and acts: the active path's backend
+  // leaving Connected or vanishing, standbys coming and going, a standby
+  // reporting the primary unreachable (probe the active path), operator
+  // requests. Sets failover_needed_ / operator_ rather than failing over
+  // here; Pump or the monitor runs the switch.
+  void Service() {
+    bool suspect = false;
+    for (auto& [dev, p] : paths_) {
+      if (p->failed) continue;
+      auto view = ReadView(*p);
+      if (!view.ok()) {
+        if (view.status().code() == Code::kCorruption) {
+          if (p.get() == active_) {
+            PathBroke(view.status());
+          } else {
+            FailPath(*p, view.status());
+          }
+        }
+        continue;
+      }
+      p->role = view->role;
+      p->epoch = view->epoch;
+      const bool was_link = p->primary_link;
+      p->primary_link = view->primary_link;
+      if (p.get() == active_) {
+        ActiveChanged(*view);
+        continue;
+      }
+      if (p->conn != nullptr && view->state != XS::kConnected) {
+        p->xb->log().Info("standby path's backend left Connected: reconnecting it");
+        p->conn.reset();
+      }
+      if (p->conn == nullptr && view->online &&
+          (view->state == XS::kInitWait || view->state == XS::kClosed ||
+           (view->state == XS::kClosing && p->xb->BackendError().empty()))) {
+        const Deadline sdl(SystemClock::Instance(),
+                           std::min<Nanos>(Nanos(options_.timeout), kCandidateBudget));
+        if (Status s = ConnectPath(*p, sdl); s.ok()) {
+          p->xb->log().Info("standby path ready (backend {} role {})", p->xb->backend(),
+                            p->role.empty() ? "local" : p->role);
+        }
+      }
+      if (p->conn != nullptr && was_link && !p->primary_link) suspect = true;
     }
-    auto online = xb_->BackendOnline();
-    if (!online.ok()) {
-      if (online.status().code() == Code::kCorruption) return Fail(online.status());
-      return online.status();
+    if (suspect && ActiveConn() != nullptr && !failover_needed_ && !ProbeActive()) {
+      active_->xb->log().Warn(
+          "a standby reports the primary unreachable and the active path did not answer a "
+          "probe within {} ms: failing over",
+          options_.probe_timeout.count());
+      failover_needed_ = Reason::kBackendGone;
     }
-    using S = frontend::XenbusState;
-    if (*be == S::kUnknown || !*online) {
+    if (mp_ && !operator_) operator_ = mp_->TakeRequest();
+    PublishGroup();
+  }
+
+  void ActiveChanged(const BackendView& v) {
+    Path& p = *active_;
+    if (v.state == XS::kUnknown || !v.online) {
+      if (HasOtherPath(&p)) {
+        p.xb->log().Warn("active path's backend is gone: failing over");
+        RetireActive(/*withdraw=*/false);
+        failover_needed_ = Reason::kBackendGone;
+        return;
+      }
       // Detached: the toolstack set online = 0 (or removed the directory).
-      xb_->log().Info("device detached by the toolstack; closing");
+      p.xb->log().Info("device detached by the toolstack; closing");
       FailAllPending(Status::Unavailable("device detached"));
-      Deadline short_dl(SystemClock::Instance(),
-                        std::min<Nanos>(dl.Remaining(), Nanos{1'000'000'000}));
-      (void)xb_->Close(short_dl, [this] { RetireConnection(); });
+      Deadline short_dl(SystemClock::Instance(), Nanos{1'000'000'000});
+      (void)p.xb->Close(short_dl, [this] { RetireActive(/*withdraw=*/false); });
       state_ = DeviceState::kClosed;
-      return Status::Unavailable("device detached");
+      detached_ = true;
+      return;
     }
-    switch (*be) {
-      case S::kConnected:
-        if (conn_ != nullptr) return Status::Ok();
-        return Reconnect(dl);  // we lost an earlier attempt; try again
-      case S::kInitialising:
-      case S::kInitWait:
-      case S::kClosed:
+    switch (v.state) {
+      case XS::kConnected:
+        if (p.conn == nullptr) failover_needed_ = Reason::kBackendClosed;
+        return;
+      case XS::kInitialising:
+      case XS::kInitWait:
+      case XS::kClosed:
         // The backend restarted (new grants) or reset the device.
-        return Reconnect(dl);
-      case S::kClosing: {
-        const std::string err = xb_->BackendError();
-        if (!err.empty()) return Fail(Status::Unavailable("backend closed the device: " + err));
-        return Reconnect(dl);
+        p.xb->log().Warn("backend restarted or reset the device");
+        RetireActive(/*withdraw=*/false);
+        failover_needed_ = Reason::kBackendClosed;
+        return;
+      case XS::kClosing: {
+        const std::string err = p.xb->BackendError();
+        if (!err.empty()) {
+          PathBroke(Status::Unavailable("backend closed the device: " + err));
+          if (active_ != nullptr) {  // not replaced by Fail()
+            RetireActive(false);
+          }
+          return;
+        }
+        RetireActive(/*withdraw=*/false);
+        failover_needed_ = Reason::kBackendClosed;
+        return;
       }
       default:
-        return Fail(Status::Corruption("backend went to state " +
-                                       std::string(schema::XenbusStateName(*be))));
+        PathBroke(Status::Corruption("backend went to state " +
+                                     std::string(schema::XenbusStateName(v.state))));
+        return;
     }
   }
 
-  Status Reconnect(const Deadline& dl) {
-    if (conn_ != nullptr) {
-      xb_->log().Warn("backend restarted or reset the device: handshaking again");
+  // GET_INFO on the active path within probe_timeout; other completions
+  // are handled as usual meanwhile. False: no (good) answer.
+  bool ProbeActive() {
+    Path& p = *active_;
+    vnvramif_request r{};
+    r.operation = VNVRAMIF_OP_GET_INFO;
+    auto id = p.conn->ring->Submit(r);
+    if (!id.ok()) return id.status().code() == Code::kResourceExhausted;  // busy: alive
+    if (!p.conn->ring->Kick().ok()) return false;
+    const Deadline pd(SystemClock::Instance(), options_.probe_timeout);
+    for (;;) {
+      auto got = p.conn->ring->Poll();
+      if (!got.ok()) return false;
+      bool answered = false;
+      bool good = false;
+      for (const Completion& c : *got) {
+        if (c.id == *id) {
+          answered = true;
+          good = c.status == VNVRAMIF_RSP_OKAY;
+        } else {
+          Complete(c);
+        }
+      }
+      if (answered) return good;
+      if (pd.Expired()) return false;
+      pollfd fd{p.xb->event_fd(), POLLIN, 0};
+      (void)::poll(&fd, 1, pd.RemainingMillisForPoll());
+      if (!p.xb->TakeEvent(p.conn.get()).ok()) return false;
     }
-    RetireConnection();
+  }
+
+  // Runs an operator request or a needed automatic failover, if any; true
+  // when it ran one.
+  bool RunPlannedFailover() {
+    if (state_ == DeviceState::kError || state_ == DeviceState::kClosed) return false;
+    if (operator_) {
+      Plan plan;
+      plan.reason = Reason::kOperator;
+      plan.target = operator_->target;
+      plan.force = operator_->force;
+      plan.request = operator_->number;
+      plan.timeout = operator_->timeout;
+      operator_.reset();
+      failover_needed_.reset();
+      (void)RunFailover(plan);
+      return true;
+    }
+    if (failover_needed_) {
+      Plan plan;
+      plan.reason = *failover_needed_;
+      plan.timeout = options_.failover_timeout;
+      (void)RunFailover(plan);
+      return true;
+    }
+    return false;
+  }
+
+  // The switch (docs/multipath.md "Failover"): leave the active path, ask
+  // the best candidate's backend to take over, carry in-flight ranges into
+  // its region, prove it with a first persist, re-issue what was pending.
+  Status RunFailover(const Plan& plan) {
+    failover_needed_.reset();
+    last_reason_ = plan.reason;
+    const Clock& clock = SystemClock::Instance();
+    const Nanos t0 = clock.Now();
+    const Deadline fdl(clock, plan.timeout);
+    const std::optional<DevId> from =
+        active_ != nullptr ? std::optional<DevId>(active_->dev()) : last_active_;
+    failing_over_ = true;
+    if (mp_) mp_->SetFailoverState(mp::kFailoverStateInProgress);
+    PublishGroup();
+    spdlog::info("volume {}: failover from path {} ({})", volume_.ToString(),
+                 from ? std::to_string(*from) : std::string("-"), ReasonValue(plan.reason));
+    if (active_ != nullptr) RetireActive(/*withdraw=*/true);
+
+    std::vector<Path*> cands;
+    std::string_view fail_result = mp::kFailoverResultNoStandby;
+    std::string message;
+    bool refused = false;  // a backend answered no (rather than nothing)
+    if (plan.target) {
+      auto it = paths_.find(*plan.target);
+      if (it == paths_.end() || it->second->failed) {
+        fail_result = mp::kFailoverResultError;
+        message = "path " + std::to_string(*plan.target) + " is not a usable path of this volume";
+      } else {
+        cands.push_back(it->second.get());
+      }
+    } else {
+      for (Path* p : Ordered()) {
+        if (!p->failed && (!from || p->dev() != *from)) cands.push_back(p);
+      }
+      // The old path last: its backend may serve again (a restart).
+      if (from) {
+        auto it = paths_.find(*from);
+        if (it != paths_.end() && !it->second->failed) cands.push_back(it->second.get());
+      }
+      // Ready standbys before ones still to be connected.
+      std::stable_partition(cands.begin(), cands.end(), [](const Path* p) { return p->ready(); });
+      if (cands.empty()) message = "no other path of this volume is usable";
+    }
+    for (size_t i = 0; i < cands.size(); ++i) {
+      Path& c = *cands[i];
+      const Deadline cdl =
+          i + 1 < cands.size() ? Deadline(clock, std::min(fdl.Remaining(), kCandidateBudget)) : fdl;
+      if (c.conn == nullptr) {
+        Status s = ConnectPath(c, cdl);
+        if (!s.ok()) {
+          fail_result =
+              s.code() == Code::kTimeout ? mp::kFailoverResultTimeout : mp::kFailoverResultError;
+          message = "path " + std::to_string(c.dev()) + ": " + s.message();
+          continue;
+        }
+      }
+      ActivationResult r = Activate(c, plan.force, cdl);
+      if (r.kind != ActivationResult::Kind::kOk) {
+        fail_result = r.kind == ActivationResult::Kind::kNoMajority ? mp::kFailoverResultNoMajority
+                      : r.kind == ActivationResult::Kind::kTimeout  ? mp::kFailoverResultTimeout
+                                                                    : mp::kFailoverResultError;
+        message = "path " + std::to_string(c.dev()) + ": " + r.message;
+        refused = refused || r.kind != ActivationResult::Kind::kTimeout;
+        continue;
+      }
+      Status s = SwitchTo(c, cdl);
+      if (!s.ok()) {
+        fail_result = mp::kFailoverResultError;
+        message = "path " + std::to_string(c.dev()) + ": " + s.message();
+        RetireActive(/*withdraw=*/true);
+        continue;
+      }
+      const uint64_t us = static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(clock.Now() - t0).count());
+      ++failovers_;
+      failing_over_ = false;
+      frontend::FailoverOutcome o;
+      o.request = plan.request;
+      o.result = mp::kFailoverResultOk;
+      o.reason = ReasonValue(plan.reason);
+      o.from = from;
+      o.to = c.dev();
+      o.duration_us = us;
+      o.message = "path " + (from ? std::to_string(*from) : std::string("-")) + " -> " +
+                  std::to_string(c.dev()) + " in " + std::to_string(us / 1000) + "." +
+                  std::to_string(us % 1000 / 100) + " ms";
+      spdlog::info("volume {}: failover ({}) {}", volume_.ToString(), o.reason, o.message);
+      if (mp_) {
+        mp_->SetFailoverState(mp::kFailoverStateDone);
+        mp_->Report(o);
+      }
+      PublishGroup();
+      (void)IssueQueued();
+      return Status::Ok();
+    }
+    failing_over_ = false;
+    recover_blocked_ = true;  // until something changes in xenstore
+    spdlog::warn("volume {}: failover ({}) failed: {}", volume_.ToString(),
+                 ReasonValue(plan.reason), message);
+    frontend::FailoverOutcome o;
+    o.request = plan.request;
+    o.result = fail_result;
+    o.reason = ReasonValue(plan.reason);
+    o.from = from;
+    o.duration_us = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(clock.Now() - t0).count());
+    o.message = message;
+    if (mp_) {
+      mp_->SetFailoverState(mp::kFailoverStateFailed);
+      mp_->Report(o);
+    }
+    PublishGroup();
+    Status st =
+        Status::Unavailable("failover of volume " + volume_.ToString() + " failed: " + message);
+    // A refusal is an answer: the callers waiting learn it now. Otherwise
+    // (nothing answered yet: a backend restarting) they wait, up to their
+    // deadlines, for a path to come back.
+    if (refused) FailAllPending(st);
+    return st;
+  }
+
+  // Makes `p` (connected, its backend serving) the active path.
+  Status SwitchTo(Path& p, const Deadline& dl) {
+    active_ = &p;
+    features_ = p.conn->geometry;
     state_ = DeviceState::kReconnecting;
-    const uint64_t old_size = Size();
-    Status s = Establish(dl);
-    if (!s.ok()) {
-      if (s.code() == Code::kCorruption) return Fail(s);
-      return s;  // still kReconnecting: the next watch event tries again
-    }
-    if (conn_->geometry.region_size != old_size) {
-      return Fail(Status::Corruption(
-          "the region changed size across a backend restart: " + std::to_string(old_size) + " -> " +
-          std::to_string(conn_->geometry.region_size)));
-    }
     // Carry what in-flight persists cover into the new mapping, so the
     // re-issued requests make the caller's bytes durable.
-    if (!retired_.empty()) {
+    if (!retired_.empty() && retired_.back().bytes.size() == p.conn->region.bytes.size()) {
       std::span<const std::byte> old = retired_.back().bytes;
-      std::span<std::byte> now = conn_->region.bytes;
-      for (const auto& [t, p] : pending_) {
-        if (p.done) continue;
-        if (p.req.operation == VNVRAMIF_OP_FLUSH) {
+      std::span<std::byte> now = p.conn->region.bytes;
+      for (const auto& [t, q] : pending_) {
+        if (q.done) continue;
+        if (q.req.operation == VNVRAMIF_OP_FLUSH) {
           std::memcpy(now.data(), old.data(), now.size());
-        } else if (p.req.operation == VNVRAMIF_OP_PERSIST && p.req.offset <= now.size() &&
-                   p.req.length <= now.size() - p.req.offset) {
-          std::memcpy(now.data() + p.req.offset, old.data() + p.req.offset, p.req.length);
+        } else if (q.req.operation == VNVRAMIF_OP_PERSIST && q.req.offset <= now.size() &&
+                   q.req.length <= now.size() - q.req.offset) {
+          std::memcpy(now.data() + q.req.offset, old.data() + q.req.offset, q.req.length);
         }
       }
     }
-    state_ = DeviceState::kConnected;
-    xb_->log().Info("reconnected (generation {}); re-issuing {} request(s)", Generation(),
-                    pending_.size());
-    return IssueQueued();
+    // Copy-mode buffers were granted to the old backend's domain.
+    for (auto& [t, q] : pending_) {
+      if (q.done || q.pages == nullptr || q.copy_domid == p.xb->backend()) continue;
+      const size_t pages = q.pages->refs().size();
+      auto fresh = copy_sharer_->Share(p.xb->backend(), pages, q.req.operation == VNVRAMIF_OP_READ);
+      if (!fresh.ok()) {
+        q.done = true;
+        q.status = fresh.status().WithContext("re-granting a copy buffer after a failover");
+        continue;
+      }
+      std::shared_ptr<platform::SharedPages> buf = std::move(fresh).value();
+      std::memcpy(buf->data().data(), q.pages->data().data(),
+                  std::min(buf->data().size(), q.pages->data().size()));
+      for (size_t i = 0; i < pages; ++i) q.req.gref[i] = buf->refs()[i];
+      q.pages = std::move(buf);
+      q.copy_domid = p.xb->backend();
+    }
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+    // The first persist on the new path proves it serves; it covers one
+    // byte the volume holds already.
+    vnvramif_request r{};
+    r.operation = VNVRAMIF_OP_PERSIST;
+    r.offset = 0;
+    r.length = 1;
+    auto id = p.conn->ring->Submit(r);
+    if (!id.ok()) return id.status();
+    VNVRAM_RETURN_IF_ERROR(p.conn->ring->Kick());
+    for (;;) {
+      VNVRAM_ASSIGN_OR_RETURN(std::vector<Completion> got, p.conn->ring->Poll());
+      for (const Completion& c : got) {
+        if (c.id != *id) continue;
+        NoteSeq(c.durable_seq);
+        if (c.status != VNVRAMIF_RSP_OKAY) return StatusFromResponse(r, c.status);
+        state_ = DeviceState::kConnected;
+        return Status::Ok();
+      }
+      if (dl.Expired()) return Status::Timeout("the new path did not acknowledge a persist");
+      VNVRAM_ASSIGN_OR_RETURN(auto a, p.xb->WaitForActivity(p.conn.get(), dl));
+      (void)a;
+    }
+  }
+
+  void PublishGroup() {
+    if (!mp_) return;
+    std::string_view status = mp::kStatusFailed;
+    if (failing_over_) {
+      status = mp::kStatusFailingOver;
+    } else if (active_ != nullptr && state_ == DeviceState::kConnected) {
+      status = HasReadyStandby() ? mp::kStatusOptimal : mp::kStatusDegraded;
+    }
+    const bool live = state_ != DeviceState::kClosed && active_ != nullptr && !failing_over_;
+    mp_->Publish(live ? std::optional<DevId>(active_->dev()) : std::nullopt, status,
+                 active_ != nullptr ? active_->epoch : 0);
+    for (auto& [dev, p] : paths_) {
+      const std::string_view role = p->failed            ? fe::kPathRoleFailed
+                                    : p.get() == active_ ? fe::kPathRoleActive
+                                                         : fe::kPathRoleStandby;
+      if (p->published_role == role) continue;
+      if (p->xb->WriteFrontendKeys({{fe::kPathRole, std::string(role)}}).ok()) {
+        p->published_role = role;
+      }
+    }
+  }
+
+  // ---- the monitor thread ------------------------------------------------
+
+  void StartMonitor() {
+    stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (stop_fd_ < 0) {
+      Log().Warn("no monitor thread (eventfd: {}): failovers happen inside calls only",
+                 std::strerror(errno));
+      return;
+    }
+    monitor_ = std::thread([this] { MonitorLoop(); });
+  }
+
+  void StopMonitor() {
+    if (stop_fd_ >= 0) {
+      const uint64_t one = 1;
+      while (::write(stop_fd_, &one, sizeof one) < 0 && errno == EINTR) {
+      }
+    }
+    if (monitor_.joinable()) monitor_.join();
+    if (stop_fd_ >= 0) {
+      ::close(stop_fd_);
+      stop_fd_ = -1;
+    }
+  }
+
+  // Serves watch events while no call is running: standby paths, a dead
+  // active path, operator failover requests.
+  void MonitorLoop() {
+    for (;;) {
+      std::vector<pollfd> fds = {{stop_fd_, POLLIN, 0}};
+      {
+        std::lock_guard lock(mu_);
+        if (stopping_) return;
+        for (auto& [dev, p] : paths_) fds.push_back({p->xb->watch_fd(), POLLIN, 0});
+        if (mp_) fds.push_back({mp_->watch_fd(), POLLIN, 0});
+      }
+      const int n = ::poll(fds.data(), fds.size(), kMonitorPeriodMs);
+      if (n < 0 && errno != EINTR) return;
+      if (fds[0].revents != 0) return;
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+      if (state_ == DeviceState::kClosed || state_ == DeviceState::kError) {
+        // Nothing to serve; keep the watch fds quiet.
+        bool f = false;
+        for (auto& [dev, p] : paths_) (void)p->xb->DrainWatches(&f);
+        if (mp_) (void)mp_->Drain();
+        continue;
+      }
+      bool fired = false;
+      Status s;
+      for (auto& [dev, p] : paths_) {
+        if (s.ok()) s = p->xb->DrainWatches(&fired);
+      }
+      if (mp_ && s.ok()) {
+        auto d = mp_->Drain();
+        if (d.ok()) fired = fired || *d;
+      }
+      if (fired) recover_blocked_ = false;
+      Service();
+      if (active_ == nullptr && !recover_blocked_ && !failover_needed_) {
+        failover_needed_ = last_reason_;
+      }
+      while (RunPlannedFailover()) {
+        if (ActiveConn() != nullptr) {
+          // Answers to what was re-issued arrive while no call runs: let the
+          // next call (or the next event) collect them.
+          break;
+        }
+        if (recover_blocked_) break;
+      }
+    }
   }
 
   mutable std::mutex mu_;
   const OpenOptions options_;
   std::unique_ptr<platform::Platform> platform_;
-  std::unique_ptr<XenbusFrontend> xb_;
+  const Uuid volume_;
+  const std::optional<DevId> preferred_;
+  std::unique_ptr<XenbusFrontend> first_;  // until LoadPaths takes it
+  std::map<DevId, std::unique_ptr<Path>> paths_;
+  Path* active_ = nullptr;
+  std::optional<DevId> last_active_;
+  std::unique_ptr<frontend::MultipathState> mp_;
   std::unique_ptr<platform::GrantSharer> copy_sharer_;
-  std::unique_ptr<Connection> conn_;
   std::deque<MappedRegion> retired_;
   frontend::BackendGeometry features_;
   std::map<uint64_t, Pending> pending_;              // by ticket = submission order
@@ -658,6 +1491,17 @@ class Device::Impl {
   std::atomic<uint64_t> generation_{0};
   std::atomic<uint64_t> size_{0};
   std::atomic<uint64_t> durable_seq_{0};
+  // Multipath.
+  std::optional<Reason> failover_needed_;
+  std::optional<frontend::FailoverRequest> operator_;
+  Reason last_reason_ = Reason::kBackendGone;
+  bool failing_over_ = false;
+  bool recover_blocked_ = false;
+  uint64_t failovers_ = 0;
+  bool stopping_ = false;
+  bool detached_ = false;  // closed because the toolstack detached it
+  int stop_fd_ = -1;
+  std::thread monitor_;
 };
 
 Result<std::unique_ptr<Device>> Device::Open(const OpenOptions& options) {
@@ -667,13 +1511,15 @@ Result<std::unique_ptr<Device>> Device::Open(const OpenOptions& options) {
                                    " exceeds " + std::to_string(VNVRAMIF_MAX_RING_PAGE_ORDER));
   }
   VNVRAM_ASSIGN_OR_RETURN(auto platform, platform::OpenPlatform(options.platform));
-  DevId dev = options.devid;
+  Uuid volume;
+  std::unique_ptr<XenbusFrontend> first;
   if (!options.volume.empty()) {
-    VNVRAM_ASSIGN_OR_RETURN(const Uuid volume, ParseUuid(options.volume, "volume"));
-    VNVRAM_ASSIGN_OR_RETURN(dev, frontend::XenbusFrontend::FindDeviceByVolume(*platform, volume));
+    VNVRAM_ASSIGN_OR_RETURN(volume, ParseUuid(options.volume, "volume"));
+  } else {
+    VNVRAM_ASSIGN_OR_RETURN(first, frontend::XenbusFrontend::Open(*platform, options.devid));
+    volume = first->volume();
   }
-  VNVRAM_ASSIGN_OR_RETURN(auto xb, frontend::XenbusFrontend::Open(*platform, dev));
-  auto impl = std::make_unique<Impl>(options, std::move(platform), std::move(xb));
+  auto impl = std::make_unique<Impl>(options, std::move(platform), volume, std::move(first));
   VNVRAM_RETURN_IF_ERROR(impl->Open());
   return std::unique_ptr<Device>(new Device(std::move(impl)));
 }
@@ -716,6 +1562,9 @@ Status Device::write(uint64_t offset, std::span<const std::byte> src) {
 }
 Result<DeviceInfo> Device::info() {
   return impl_->Info();
+}
+std::vector<PathInfo> Device::paths() const {
+  return impl_->Paths();
 }
 uint64_t Device::durable_seq() const {
   return impl_->DurableSeq();

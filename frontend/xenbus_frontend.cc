@@ -2,6 +2,7 @@
 
 #include <poll.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <string>
 #include <utility>
@@ -54,7 +55,7 @@ XenbusFrontend::XenbusFrontend(DomId self, DevId dev, std::unique_ptr<platform::
       log_("dom " + std::to_string(self) + " dev " + std::to_string(dev)) {}
 
 XenbusFrontend::~XenbusFrontend() {
-  if (!watch_path_.empty()) (void)xs_->Unwatch(watch_path_, kWatchToken);
+  for (const std::string& p : watch_paths_) (void)xs_->Unwatch(p, kWatchToken);
 }
 
 std::string XenbusFrontend::FeKey(std::string_view key) const {
@@ -75,8 +76,14 @@ Result<std::unique_ptr<XenbusFrontend>> XenbusFrontend::Open(platform::Platform&
                                                        std::move(sharer), std::move(mapper),
                                                        std::move(evtchn)));
   VNVRAM_RETURN_IF_ERROR(x->ReadIdentity());
-  x->watch_path_ = x->BeKey(be::kState);
-  VNVRAM_RETURN_IF_ERROR(x->xs_->Watch(x->watch_path_, kWatchToken));
+  // The backend keys the frontend acts on; not the whole directory, whose
+  // statistics change every second.
+  for (std::string_view k : {be::kState, be::kOnline, be::kRole, be::kPrimaryLink, be::kActivated,
+                             be::kActivateResult}) {
+    const std::string path = x->BeKey(k);
+    VNVRAM_RETURN_IF_ERROR(x->xs_->Watch(path, kWatchToken));
+    x->watch_paths_.push_back(path);
+  }
   return x;
 }
 
@@ -101,6 +108,26 @@ Result<DevId> XenbusFrontend::FindDeviceByVolume(platform::Platform& platform, c
                             std::to_string(self));
   }
   return *best;
+}
+
+Result<std::vector<DevId>> XenbusFrontend::FindDevicesByVolume(platform::XenStore& xs, DomId self,
+                                                               const Uuid& volume) {
+  std::vector<DevId> out;
+  auto devs = xs.Directory(platform::kNoTx, schema::FrontendRoot(self));
+  if (!devs.ok()) {
+    if (devs.status().code() == Code::kNotFound) return out;
+    return devs.status();
+  }
+  for (const std::string& name : *devs) {
+    auto dev = ParseDevId(name, "device id");
+    if (!dev.ok()) continue;
+    auto v = xs.Read(platform::kNoTx, schema::FrontendKey(self, *dev, fe::kVolume));
+    if (!v.ok()) continue;
+    auto u = ParseUuid(*v, fe::kVolume);
+    if (u.ok() && *u == volume) out.push_back(*dev);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 Status XenbusFrontend::ReadIdentity() {
@@ -129,6 +156,14 @@ Status XenbusFrontend::ReadIdentity() {
   auto uuid = ParseUuid(*vol, fe::kVolume);
   if (!uuid.ok()) return Status::Corruption(uuid.status().message()).WithContext(dir);
   volume_ = *uuid;
+  if (auto pr = xs_->Read(platform::kNoTx, FeKey(fe::kPathPriority)); pr.ok()) {
+    auto n = ParseU64InRange(*pr, fe::kPathPriorityMin, fe::kPathPriorityMax, fe::kPathPriority);
+    if (n.ok()) {
+      priority_ = static_cast<uint32_t>(*n);
+    } else {
+      log_.Warn("{}: {}; using 0", dir, n.status().message());
+    }
+  }
   auto st = xs_->Read(platform::kNoTx, FeKey(fe::kState));
   if (st.ok()) {
     auto s = schema::ParseXenbusState(*st);
@@ -222,18 +257,56 @@ Status XenbusFrontend::DrainWatches(bool* fired) {
   }
 }
 
+Result<bool> XenbusFrontend::TakeEvent(Connection* conn) {
+  bool event = false;
+  for (;;) {
+    auto p = evtchn_->Pending();
+    if (!p.ok()) return p.status().WithContext("reading pending events");
+    if (!p->has_value()) break;
+    if (conn != nullptr && **p == conn->port) event = true;
+    (void)evtchn_->Unmask(**p);
+  }
+  return event;
+}
+
+Result<std::optional<std::string>> XenbusFrontend::ReadBackendKey(std::string_view key) {
+  auto v = xs_->Read(platform::kNoTx, BeKey(key));
+  if (v.ok()) return std::optional<std::string>(std::move(v).value());
+  if (v.status().code() == Code::kNotFound || v.status().code() == Code::kPermissionDenied) {
+    return std::optional<std::string>();
+  }
+  return v.status();
+}
+
+Result<std::optional<std::string>> XenbusFrontend::ReadFrontendKey(std::string_view key) {
+  auto v = xs_->Read(platform::kNoTx, FeKey(key));
+  if (v.ok()) return std::optional<std::string>(std::move(v).value());
+  if (v.status().code() == Code::kNotFound) return std::optional<std::string>();
+  return v.status();
+}
+
+Status XenbusFrontend::WriteFrontendKeys(
+    const std::vector<std::pair<std::string_view, std::string>>& kv) {
+  Status w = platform::RunTransaction(*xs_, [&](platform::TxId tx) {
+    auto cur = xs_->Read(tx, FeKey(fe::kState));  // never re-create a removed directory
+    if (!cur.ok()) return cur.status();
+    for (const auto& [k, v] : kv) VNVRAM_RETURN_IF_ERROR(xs_->Write(tx, FeKey(k), v));
+    return Status::Ok();
+  });
+  if (w.code() == Code::kNotFound) {
+    return Status::Unavailable("device directory " + schema::FrontendDir(self_, dev_) +
+                               " is gone (detached)");
+  }
+  return w;
+}
+
 Result<Activity> XenbusFrontend::WaitForActivity(Connection* conn, const Deadline& deadline) {
   Activity a;
   for (;;) {
     VNVRAM_RETURN_IF_ERROR(DrainWatches(&a.watch));
     if (conn != nullptr) {
-      for (;;) {
-        auto p = evtchn_->Pending();
-        if (!p.ok()) return p.status().WithContext("reading pending events");
-        if (!p->has_value()) break;
-        if (**p == conn->port) a.event = true;
-        (void)evtchn_->Unmask(**p);
-      }
+      VNVRAM_ASSIGN_OR_RETURN(const bool ev, TakeEvent(conn));
+      a.event = a.event || ev;
     }
     if (a.event || a.watch || deadline.Expired()) return a;
     pollfd fds[2] = {{xs_->WatchFd(), POLLIN, 0}, {evtchn_->Fd(), POLLIN, 0}};

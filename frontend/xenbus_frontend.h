@@ -20,6 +20,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -68,6 +71,10 @@ class XenbusFrontend {
   // The lowest devid among this domain's vnvram devices whose volume is
   // `volume`; kNotFound when none is.
   static Result<DevId> FindDeviceByVolume(platform::Platform& platform, const Uuid& volume);
+  // Every devid of this domain whose volume is `volume`, ascending (empty
+  // when none is).
+  static Result<std::vector<DevId>> FindDevicesByVolume(platform::XenStore& xs, DomId self,
+                                                        const Uuid& volume);
   ~XenbusFrontend();
 
   // The whole handshake, from writing Initialising to Connected, within
@@ -90,6 +97,21 @@ class XenbusFrontend {
   // Blocks until the connection's port has an event, a watch fires or the
   // deadline passes (then both flags are false).
   Result<Activity> WaitForActivity(Connection* conn, const Deadline& deadline);
+  // For callers that poll several paths at once: the fds to poll, then the
+  // draining steps WaitForActivity does. TakeEvent unmasks what it reads.
+  int watch_fd() { return xs_->WatchFd(); }
+  int event_fd() { return evtchn_->Fd(); }
+  Status DrainWatches(bool* fired);
+  Result<bool> TakeEvent(Connection* conn);
+
+  // A key of the backend directory: nullopt when absent (or unreadable
+  // because the directory is gone).
+  Result<std::optional<std::string>> ReadBackendKey(std::string_view key);
+  // A key of our own directory (nullopt when absent).
+  Result<std::optional<std::string>> ReadFrontendKey(std::string_view key);
+  // Writes keys of our own directory in one transaction, never re-creating
+  // a removed directory (kUnavailable then).
+  Status WriteFrontendKeys(const std::vector<std::pair<std::string_view, std::string>>& kv);
 
   // The backend's state (kUnknown when its state node or directory is
   // gone); kCorruption for a value that is not a state.
@@ -106,6 +128,8 @@ class XenbusFrontend {
   DomId backend() const { return backend_; }
   DevId dev() const { return dev_; }
   const Uuid& volume() const { return volume_; }
+  // path-priority (toolstack's; 0 when absent or unreadable).
+  uint32_t priority() const { return priority_; }
   const log::Context& log() const { return log_; }
 
  private:
@@ -122,7 +146,6 @@ class XenbusFrontend {
   Status WaitForInitWait(const Deadline& deadline);
   Result<std::unique_ptr<Connection>> Publish(const BackendGeometry& g, uint32_t want_order);
   Status WaitForConnected(const Deadline& deadline);
-  Status DrainWatches(bool* fired);
 
   // Constant after construction.
   const DomId self_;
@@ -134,7 +157,8 @@ class XenbusFrontend {
   DomId backend_ = 0;
   Uuid volume_;
   log::Context log_;
-  std::string watch_path_;
+  uint32_t priority_ = 0;
+  std::vector<std::string> watch_paths_;
 
   XenbusState state_ = XenbusState::kUnknown;  // what we last wrote
 };

@@ -263,7 +263,8 @@ BOOST_AUTO_TEST_CASE(StalePrimaryIsFencedAfterPromotion) {
   c.WaitCopiesIdentical("b", vol);
   BOOST_TEST(c.Repl("b", vol.uuid, rk::kRole) == rk::kRolePrimary);
   BOOST_TEST(c.WaitFor("a's published copy at epoch 2",
-                       [&] { return c.Repl("a", vol.uuid, rk::kContentEpoch) == "2"; }));
+                       [&] { return c.Repl("a", vol.uuid, rk::kContentEpoch) == "2"; }),
+             c.Logs());
 }
 
 // 3b. The same partition, but the stale primary's guest stays idle: a must

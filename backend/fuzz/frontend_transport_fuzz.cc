@@ -251,7 +251,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const auto& [key, value] : in.store) {
     if (!value) continue;
     for (size_t max : {size_t{0}, size_t{1}, size_t{64}}) {
-      const std::string p = vnvram::backend::Printable(*value, max);
+      const std::string p = vnvram::Printable(*value, max);
       Check(IsPrintableLine(p), "Printable() output not printable");
       Check(p.size() <= max + 3, "Printable() output too long");
       Check(p.size() == std::min(value->size(), max) + (value->size() > max ? 3 : 0),

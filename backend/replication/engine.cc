@@ -50,6 +50,8 @@ constexpr size_t kChunksPerRound = 16;
 constexpr uint64_t kMaxUnackedBytes = 64u << 20;
 // A peer that sends this many refused frames in a row loses its session.
 constexpr uint32_t kMaxBadFrames = 16;
+// How long an activation waits for this host's copy to be resynchronised.
+constexpr Nanos kMaxActivationWait = std::chrono::minutes(10);
 
 uint64_t RandomIncarnation() {
   std::random_device rd;
@@ -101,7 +103,10 @@ class Engine::IoThread {
     std::lock_guard lock(status_mu_);
     return status_;
   }
-  void StartElection(const std::string& vol, bool force, uint64_t request);
+  // `takeover`: proposals carry kFlagTakeover (a voter that is or reaches
+  // a live primary refuses).
+  void StartElection(const std::string& vol, bool force, uint64_t request, bool takeover = false);
+  void StartActivation(const std::string& vol, bool force, ActivateCallback done);
 
  private:
   struct Peer {
@@ -155,6 +160,7 @@ class Engine::IoThread {
   struct Election {
     uint64_t epoch = 0;
     bool force = false;
+    bool takeover = false;
     uint64_t request = 0;
     Nanos deadline{0};
     bool self_votes = false;
@@ -163,6 +169,13 @@ class Engine::IoThread {
     bool adopting = false;
     std::string source;
     bool confirming = false;
+    std::vector<ActivateCallback> waiters;  // activations riding on it
+  };
+  // An activation waiting for this host's copy to finish its resync.
+  struct DeferredActivation {
+    bool force = false;
+    ActivateCallback done;
+    Nanos since{0};
   };
   struct VolumeState {
     std::shared_ptr<VolumeReplica> replica;
@@ -173,6 +186,8 @@ class Engine::IoThread {
     bool startup_proposal = false;
     uint64_t promote_completed = 0;
     PromoteResult promote_result = PromoteResult::kOk;
+    std::string primary_host;  // who this host follows (itself as primary)
+    std::optional<DeferredActivation> deferred;
   };
 
   void Run();
@@ -199,7 +214,11 @@ class Engine::IoThread {
   void RecomputeDurable(VolumeState& vs);
   void UpdateServing(VolumeState& vs);
   void CheckElection(const std::string& key, VolumeState& vs, bool at_deadline = false);
-  void FinishElection(VolumeState& vs, PromoteResult r);
+  void FinishElection(VolumeState& vs, PromoteResult r, std::string message = "");
+  // True while this host's copy is behind a reachable primary that is
+  // bringing it up to date (activation waits for that).
+  bool CatchingUp(const VolumeState& vs, const VolumeView& v) const;
+  void Follow(VolumeState& vs, const std::string& host);
   void BecomePrimary(const std::string& key, VolumeState& vs);
   void OnAck(Peer& p, const Ack& a);
   void PublishStatus(bool notify = true);
@@ -650,7 +669,9 @@ void Engine::IoThread::OnRouterFrame(const std::string& from, zmq::message_t& pa
     ReplicaAnswer a = vs->replica->OnReplicate(*r);
     if (a.reply) Reply(from, *a.reply);
     if (a.changed) dirty_ = true;
-    if (was_primary && vs->replica->View().role != Role::kPrimary) vs->tracks.clear();
+    const VolumeView after = vs->replica->View();
+    if (was_primary && after.role != Role::kPrimary) vs->tracks.clear();
+    if (after.role == Role::kReplica && r->epoch == after.promise) Follow(*vs, from);
     return;
   }
   if (auto* c = std::get_if<ResyncChunk>(&m)) {
@@ -659,6 +680,8 @@ void Engine::IoThread::OnRouterFrame(const std::string& from, zmq::message_t& pa
     ReplicaAnswer a = vs->replica->OnResyncChunk(*c);
     if (a.reply) Reply(from, *a.reply);
     if (a.changed) dirty_ = true;
+    const VolumeView after = vs->replica->View();
+    if (after.role == Role::kReplica && c->epoch == after.promise) Follow(*vs, from);
     return;
   }
   if (auto* d = std::get_if<ResyncDone>(&m)) {
@@ -683,6 +706,26 @@ void Engine::IoThread::OnRouterFrame(const std::string& from, zmq::message_t& pa
                               wire::RejectReason::kUnknownVolume});
       return;
     }
+    if (prop->takeover) {
+      // A takeover is for a primary that is gone: refuse it while this host
+      // is, or reaches, a live primary other than the candidate.
+      const VolumeView v = vs->replica->View();
+      std::string alive;
+      if (v.role == Role::kPrimary) {
+        alive = opt_.host_id;
+      } else if (!vs->primary_host.empty() && vs->primary_host != prop->candidate &&
+                 vs->primary_host != opt_.host_id) {
+        const Peer* pp = FindPeer(vs->primary_host);
+        if (pp != nullptr && pp->out_session && pp->up) alive = vs->primary_host;
+      }
+      if (!alive.empty()) {
+        spdlog::info("volume {}: refused takeover epoch {} by {}: primary {} is alive",
+                     vs->replica->entry().name, prop->proposed_epoch, from, alive);
+        Reply(from, EpochReject{prop->volume, prop->proposed_epoch, v.promise, v.content_epoch,
+                                v.content_seq, wire::RejectReason::kPrimaryAlive});
+        return;
+      }
+    }
     const Role before = vs->replica->View().role;
     Message answer = vs->replica->OnPropose(*prop, from);
     const Role after = vs->replica->View().role;
@@ -693,6 +736,7 @@ void Engine::IoThread::OnRouterFrame(const std::string& from, zmq::message_t& pa
     spdlog::info("volume {}: {} epoch {} proposed by {}", vs->replica->entry().name,
                  std::holds_alternative<EpochAccept>(answer) ? "accepted" : "rejected",
                  prop->proposed_epoch, from);
+    if (std::holds_alternative<EpochAccept>(answer)) Follow(*vs, prop->candidate);
     Reply(from, answer);
     dirty_ = true;
     return;
@@ -772,7 +816,7 @@ void Engine::IoThread::OnDealerFrame(Peer& p, const Message& m) {
           vs.replica->entry().HasReplica(p.id) && vs.election->asked.insert(p.id).second) {
         const VolumeView v = vs.replica->View();
         (void)SendTo(p, EpochPropose{vs.replica->uuid(), vs.election->epoch, v.content_epoch,
-                                     v.content_seq, opt_.host_id});
+                                     v.content_seq, opt_.host_id, vs.election->takeover});
       }
     }
     return;
@@ -814,6 +858,15 @@ void Engine::IoThread::OnDealerFrame(Peer& p, const Message& m) {
   if (auto* rej = std::get_if<EpochReject>(&m)) {
     VolumeState* vs = FindVolume(rej->volume);
     if (vs == nullptr || !vs->election || vs->election->epoch != rej->proposed_epoch) return;
+    if (rej->reason == wire::RejectReason::kPrimaryAlive && !vs->election->adopting &&
+        !vs->election->confirming) {
+      spdlog::warn("volume {}: {} reports a live primary: giving up takeover epoch {}",
+                   vs->replica->entry().name, p.id, rej->proposed_epoch);
+      vs->replica->AbandonCandidacy(rej->proposed_epoch);
+      FinishElection(*vs, PromoteResult::kError,
+                     "host " + p.id + " reports the volume's primary alive: not taking over");
+      return;
+    }
     if (rej->promised_epoch >= rej->proposed_epoch) {
       spdlog::warn("volume {}: {} promised epoch {} already: giving up epoch {}",
                    vs->replica->entry().name, p.id, rej->promised_epoch, rej->proposed_epoch);
@@ -835,6 +888,7 @@ void Engine::IoThread::OnAck(Peer& p, const Ack& a) {
                    vs->replica->entry().name, p.id, a.epoch, RoleName(v.role), v.epoch);
       vs->replica->StepDown(/*fenced=*/true, a.epoch);
       vs->tracks.clear();
+      Follow(*vs, "");  // some other host leads the newer epoch
       if (vs->election) FinishElection(*vs, PromoteResult::kSuperseded);
       dirty_ = true;
     }
@@ -899,6 +953,7 @@ void Engine::IoThread::PeerRestarted(Peer& p) {
 void Engine::IoThread::LoseSession(Peer& p, std::string_view why) {
   spdlog::info("replication: session to {} re-opened: {}", p.id, why);
   p.out_session = false;
+  dirty_ = true;  // primary-link of the volumes that follow it
   p.bad_frames = 0;
   for (auto& [key, vs] : vstate_) {
     auto it = vs.tracks.find(p.id);
@@ -1157,6 +1212,16 @@ void Engine::IoThread::Tick() {
         if (v.role != Role::kPrimary) StartElection(key, false, 0);
       }
     }
+    if (vs.deferred && !vs.election && !CatchingUp(vs, v)) {
+      DeferredActivation d = std::move(*vs.deferred);
+      vs.deferred.reset();
+      spdlog::info("volume {}: copy up to date: activating", vs.replica->entry().name);
+      StartActivation(key, d.force, std::move(d.done));
+    } else if (vs.deferred && now - vs.deferred->since > kMaxActivationWait) {
+      ActivateCallback done = std::move(vs.deferred->done);
+      vs.deferred.reset();
+      done({true, PromoteResult::kError, "the resync of this host's copy did not finish in time"});
+    }
     if (vs.election && now >= vs.election->deadline) {
       if (vs.election->force && !vs.election->adopting && !vs.election->confirming) {
         // Forced: decide with whatever answered.
@@ -1164,9 +1229,22 @@ void Engine::IoThread::Tick() {
       } else {
         spdlog::warn("volume {}: epoch {} not {} in time", vs.replica->entry().name,
                      vs.election->epoch, vs.election->confirming ? "confirmed" : "accepted");
-        vs.replica->StepDown(false, vs.election->epoch);
+        const std::string why =
+            "epoch " + std::to_string(vs.election->epoch) + " was not " +
+            (vs.election->confirming ? "confirmed" : "accepted") + " by a majority (" +
+            std::to_string(vs.replica->entry().majority()) + " of " +
+            std::to_string(vs.replica->entry().replicas.size()) + " hosts) in time; " +
+            std::to_string(vs.election->accepts.size() + (vs.election->self_votes ? 1 : 0)) +
+            " voted";
+        if (vs.election->accepts.empty() && !vs.election->adopting && !vs.election->confirming) {
+          // Nobody took the epoch: forget it, so that the frames of a
+          // primary this host could not hear from are not refused as stale.
+          vs.replica->AbandonCandidacy(vs.election->epoch);
+        } else {
+          vs.replica->StepDown(false, vs.election->epoch);
+        }
         vs.tracks.clear();
-        FinishElection(vs, PromoteResult::kNoMajority);
+        FinishElection(vs, PromoteResult::kNoMajority, why);
       }
     }
   }
@@ -1174,7 +1252,8 @@ void Engine::IoThread::Tick() {
 
 // ---- elections ---------------------------------------------------------------
 
-void Engine::IoThread::StartElection(const std::string& key, bool force, uint64_t request) {
+void Engine::IoThread::StartElection(const std::string& key, bool force, uint64_t request,
+                                     bool takeover) {
   auto it = vstate_.find(key);
   if (it == vstate_.end()) return;
   VolumeState& vs = it->second;
@@ -1196,6 +1275,7 @@ void Engine::IoThread::StartElection(const std::string& key, bool force, uint64_
   Election el;
   el.epoch = *e;
   el.force = force;
+  el.takeover = takeover;
   el.request = request;
   el.deadline = clock_.Now() + opt_.election_timeout;
   el.self_votes = vs.replica->View().vouch || force;
@@ -1208,7 +1288,7 @@ void Engine::IoThread::StartElection(const std::string& key, bool force, uint64_
     if (p == nullptr || !p->out_session) continue;
     vs.election->asked.insert(h);
     (void)SendTo(*p, EpochPropose{vs.replica->uuid(), *e, std::min(v.content_epoch, *e - 1),
-                                  v.content_seq, opt_.host_id});
+                                  v.content_seq, opt_.host_id, takeover});
   }
   dirty_ = true;
   CheckElection(key, vs);
@@ -1253,6 +1333,7 @@ void Engine::IoThread::BecomePrimary(const std::string& key, VolumeState& vs) {
   Election& el = *vs.election;
   vs.replica->BecomePrimary(el.epoch,
                             el.force && el.accepts.size() + 1 < vs.replica->entry().majority());
+  Follow(vs, opt_.host_id);
   el.adopting = false;
   el.confirming = true;
   el.deadline = clock_.Now() + std::max<Nanos>(opt_.election_timeout, std::chrono::seconds(60));
@@ -1271,7 +1352,7 @@ void Engine::IoThread::BecomePrimary(const std::string& key, VolumeState& vs) {
   UpdateServing(vs);
 }
 
-void Engine::IoThread::FinishElection(VolumeState& vs, PromoteResult r) {
+void Engine::IoThread::FinishElection(VolumeState& vs, PromoteResult r, std::string message) {
   if (!vs.election) return;
   spdlog::info("volume {}: election of epoch {}: {}", vs.replica->entry().name, vs.election->epoch,
                PromoteResultName(r));
@@ -1279,8 +1360,87 @@ void Engine::IoThread::FinishElection(VolumeState& vs, PromoteResult r) {
     vs.promote_completed = std::max(vs.promote_completed, vs.election->request);
     vs.promote_result = r;
   }
+  if (message.empty() && r == PromoteResult::kSuperseded) {
+    message = "another host holds a newer epoch than " + std::to_string(vs.election->epoch);
+  }
+  std::vector<ActivateCallback> waiters = std::move(vs.election->waiters);
   vs.election.reset();
   dirty_ = true;
+  for (ActivateCallback& w : waiters) w({true, r, message});
+}
+
+void Engine::IoThread::Follow(VolumeState& vs, const std::string& host) {
+  if (vs.primary_host == host) return;
+  vs.primary_host = host;
+  dirty_ = true;
+}
+
+bool Engine::IoThread::CatchingUp(const VolumeState& vs, const VolumeView& v) const {
+  if (v.syncing_epoch != 0) return true;
+  if (v.vouch || vs.primary_host.empty() || vs.primary_host == opt_.host_id) return false;
+  // Behind (not vouching) while the primary it follows is reachable: that
+  // primary resynchronises it shortly.
+  auto it = peers_.find(vs.primary_host);
+  return it != peers_.end() && it->second.out_session && it->second.up;
+}
+
+void Engine::IoThread::StartActivation(const std::string& key, bool force, ActivateCallback done) {
+  auto it = vstate_.find(key);
+  if (it == vstate_.end()) {
+    done({true, PromoteResult::kNotReplica, "this host does not replicate volume " + key});
+    return;
+  }
+  VolumeState& vs = it->second;
+  const VolumeView v = vs.replica->View();
+  if (vs.election) {
+    vs.election->waiters.push_back(std::move(done));
+    return;
+  }
+  if (v.role == Role::kPrimary) {
+    if (v.serving) {
+      done({true, PromoteResult::kOk, ""});
+    } else {
+      done({true, PromoteResult::kNoMajority,
+            "primary of epoch " + std::to_string(v.epoch) + " without a majority in sync"});
+    }
+    return;
+  }
+  // The primary this host follows decides which kind of request applies:
+  // a planned switch needs it reachable (it steps down when it sees the new
+  // epoch); a forced one is for a primary that is gone, and must not take
+  // the volume from one that is alive.
+  if (!vs.primary_host.empty() && vs.primary_host != opt_.host_id) {
+    const Peer* p = FindPeer(vs.primary_host);
+    const bool reachable = p != nullptr && p->out_session && p->up;
+    if (!force && !reachable) {
+      done({true, PromoteResult::kError,
+            "the primary " + vs.primary_host +
+                " is unreachable: fail over with force (the majority rule still applies)"});
+      return;
+    }
+    if (force && reachable) {
+      done({true, PromoteResult::kError,
+            "the primary " + vs.primary_host +
+                " is alive and reachable from here: fail over without force"});
+      return;
+    }
+  }
+  if (CatchingUp(vs, v)) {
+    if (vs.deferred) {
+      vs.deferred->done({true, PromoteResult::kSuperseded, "a newer activation replaced it"});
+    }
+    vs.deferred = DeferredActivation{force, std::move(done), clock_.Now()};
+    spdlog::info("volume {}: activation waits for the resync of this host's copy",
+                 vs.replica->entry().name);
+    vs.deferred->done({false, PromoteResult::kOk, "waiting for the resync of this host's copy"});
+    return;
+  }
+  StartElection(key, /*force=*/false, 0, /*takeover=*/force);
+  if (vs.election) {
+    vs.election->waiters.push_back(std::move(done));
+  } else {
+    done({true, PromoteResult::kError, "cannot start an election (see the vnvramd log)"});
+  }
 }
 
 // ---- status --------------------------------------------------------------------
@@ -1309,6 +1469,14 @@ void Engine::IoThread::PublishStatus(bool notify) {
       }
     }
     vs.replica->SetSummary(summary);
+    v.primary = vs.primary_host;
+    if (v.view.role == Role::kPrimary || v.view.role == Role::kCandidate) {
+      v.primary_link = true;
+    } else if (!vs.primary_host.empty()) {
+      auto pit = peers_.find(vs.primary_host);
+      v.primary_link = pit != peers_.end() && pit->second.out_session && pit->second.up;
+    }
+    vs.replica->SetPrimaryLink(v.primary_link);
     if (v.view.role == Role::kPrimary) {
       for (auto& [host, t] : vs.tracks) {
         ReplicaStatus r;
@@ -1394,6 +1562,17 @@ void Engine::Promote(const Uuid& uuid, bool force, uint64_t request) {
   const std::string key = uuid.ToString();
   if (!io_ || shut_down_) return;
   io_->Post([this, key, force, request] { io_->StartElection(key, force, request); });
+}
+
+void Engine::Activate(const Uuid& uuid, bool force, ActivateCallback done) {
+  const std::string key = uuid.ToString();
+  if (!io_ || shut_down_) {
+    done({true, PromoteResult::kError, "vnvramd is shutting down"});
+    return;
+  }
+  io_->Post([this, key, force, done = std::move(done)]() mutable {
+    io_->StartActivation(key, force, std::move(done));
+  });
 }
 
 EngineStatus Engine::GetStatus() const {

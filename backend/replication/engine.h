@@ -49,6 +49,16 @@ std::string_view ReplicaLinkStateName(ReplicaLinkState s);
 enum class PromoteResult : uint8_t { kOk, kNoMajority, kSuperseded, kNotReplica, kError };
 std::string_view PromoteResultName(PromoteResult r);
 
+// What an activation (a frontend path asking its backend to serve) came to.
+// Not final: the host waits for its copy's resync before it asks for an
+// epoch (waiting-resync); a final outcome follows.
+struct ActivateOutcome {
+  bool final = true;
+  PromoteResult result = PromoteResult::kOk;
+  std::string message;  // one line when result is not kOk
+};
+using ActivateCallback = std::function<void(const ActivateOutcome&)>;
+
 struct ReplicaStatus {
   std::string host;
   ReplicaLinkState state = ReplicaLinkState::kDown;
@@ -62,6 +72,10 @@ struct VolumeStatus {
   std::vector<ReplicaStatus> replicas;  // primary only
   uint64_t promote_completed = 0;
   PromoteResult promote_result = PromoteResult::kOk;
+  // The host this one follows (itself when primary; empty when unknown)
+  // and whether it is reachable from here.
+  std::string primary;
+  bool primary_link = false;
 };
 
 struct PeerStatus {
@@ -98,6 +112,13 @@ class Engine {
   // Asks for a new epoch with this host as primary; the outcome shows in
   // GetStatus() as promote_completed/promote_result for `request`.
   void Promote(const Uuid& uuid, bool force, uint64_t request);
+  // Makes this host the serving primary of `uuid` for a frontend path (see
+  // docs/multipath.md): at once when it already is; after the resync in
+  // progress when its copy is behind (reporting waiting-resync first);
+  // otherwise through an election under the majority rule. Without `force`
+  // every host of the group must be reachable (a planned switch). `done`
+  // runs on the I/O thread.
+  void Activate(const Uuid& uuid, bool force, ActivateCallback done);
   EngineStatus GetStatus() const;
 
   // Vaults every volume whose copy moved since its last vault (all when

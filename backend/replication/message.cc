@@ -34,6 +34,7 @@ uint16_t AllowedFlags(MessageType t) {
   switch (t) {
     case MessageType::kReplicate: return wire::kReplicateFlags;
     case MessageType::kResyncChunk: return wire::kResyncChunkFlags;
+    case MessageType::kEpochPropose: return wire::kEpochProposeFlags;
     default: return 0;
   }
 }
@@ -349,6 +350,7 @@ uint16_t FlagsOf(const Message& m) {
   if (const auto* r = std::get_if<Replicate>(&m))
     return r->ack_requested ? wire::kFlagAckRequested : 0;
   if (const auto* c = std::get_if<ResyncChunk>(&m)) return c->last ? wire::kFlagLastChunk : 0;
+  if (const auto* e = std::get_if<EpochPropose>(&m)) return e->takeover ? wire::kFlagTakeover : 0;
   return 0;
 }
 
@@ -495,6 +497,7 @@ Message ParseBody(MessageType t, uint16_t flags, Reader& r, const Limits& limits
       m.last_epoch = r.LE<uint64_t>();
       m.last_sequence = r.LE<uint64_t>();
       m.candidate = r.HostId();
+      m.takeover = (flags & wire::kFlagTakeover) != 0;
       return m;
     }
     case MessageType::kEpochAccept: {

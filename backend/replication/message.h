@@ -76,6 +76,7 @@ struct EpochPropose {
   uint64_t last_epoch = 0;      // the candidate's state: last applied (epoch, sequence)
   uint64_t last_sequence = 0;
   std::string candidate;  // host id
+  bool takeover = false;  // flag kFlagTakeover
   bool operator==(const EpochPropose&) const = default;
 };
 

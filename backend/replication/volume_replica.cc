@@ -425,6 +425,7 @@ uint32_t VolumeReplica::ChunkCount(uint32_t chunk_size) const {
 Result<uint64_t> VolumeReplica::BeginCandidacy() {
   std::lock_guard lock(mu_);
   const uint64_t e = promise_ + 1;
+  candidacy_prev_promise_ = promise_;
   promise_ = e;
   if (Status s = WriteStateLocked(false); !s.ok()) {
     promise_ = e - 1;
@@ -438,6 +439,25 @@ Result<uint64_t> VolumeReplica::BeginCandidacy() {
   accepted_candidate_ = self_;
   cv_.notify_all();
   return e;
+}
+
+void VolumeReplica::AbandonCandidacy(uint64_t e) {
+  {
+    std::lock_guard lock(mu_);
+    if (role_ != Role::kCandidate || epoch_ != e) return;
+    StepDownLocked(false);
+    if (promise_ == e && candidacy_prev_promise_ < e) {
+      promise_ = candidacy_prev_promise_;
+      epoch_ = promise_;
+      accepted_epoch_ = 0;
+      accepted_candidate_.clear();
+      if (Status s = WriteStateLocked(false); !s.ok()) {
+        spdlog::error("volume {}: cannot record promise {}: {}", entry_.name, promise_,
+                      s.ToString());
+      }
+    }
+  }
+  cv_.notify_all();
 }
 
 Message VolumeReplica::OnPropose(const EpochPropose& m, std::string_view from) {
@@ -535,6 +555,7 @@ std::optional<backend::SinkReplication> ReplicatingPersistSink::Replication() co
                                      : R::kReplica;
   r.epoch = v.epoch;
   r.summary = replica_->summary();
+  r.primary_link = replica_->primary_link();
   return r;
 }
 

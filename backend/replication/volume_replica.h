@@ -122,6 +122,10 @@ class VolumeReplica {
   // Elections. BeginCandidacy promises promise+1 (state file, fsync) and
   // returns the epoch; kIoError when the state cannot be written.
   Result<uint64_t> BeginCandidacy();
+  // Gives up candidacy `e` that no voter took (a takeover refused because
+  // the primary is alive): back to replica with the promise from before it,
+  // so that the live primary's frames are not refused as stale.
+  void AbandonCandidacy(uint64_t e);
   // A voter's side of EPOCH_PROPOSE: accept or reject (and step down).
   Message OnPropose(const EpochPropose& m, std::string_view from);
   // The candidate won epoch `e` with content adopted: becomes primary at
@@ -137,6 +141,9 @@ class VolumeReplica {
   // The engine's one-word summary of the group (published per device).
   void SetSummary(backend::SinkReplication::Summary s) { summary_.store(s); }
   backend::SinkReplication::Summary summary() const { return summary_.load(); }
+  // Whether the primary this host follows is reachable (set by the engine).
+  void SetPrimaryLink(bool up) { primary_link_.store(up); }
+  bool primary_link() const { return primary_link_.load(); }
 
  private:
   Status WriteStateLocked(bool clean);
@@ -172,10 +179,12 @@ class VolumeReplica {
   uint64_t gap_reported_ = 0;  // the expected sequence last reported (no GAP storms)
   uint64_t accepted_epoch_ = 0;
   std::string accepted_candidate_;
+  uint64_t candidacy_prev_promise_ = 0;  // the promise before BeginCandidacy
   std::deque<Outgoing> outbox_;
   DirtyHistory history_;
   std::atomic<backend::SinkReplication::Summary> summary_{
       backend::SinkReplication::Summary::kSyncing};
+  std::atomic<bool> primary_link_{false};
   uint64_t vaulted_epoch_ = UINT64_MAX;
   uint64_t vaulted_seq_ = UINT64_MAX;
 };

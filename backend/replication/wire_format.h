@@ -56,6 +56,11 @@ inline constexpr uint16_t kFlagAckRequested = 0x0001;  // REPLICATE: ack after a
 inline constexpr uint16_t kFlagLastChunk = 0x0001;     // RESYNC_CHUNK: the last chunk of a resync
 inline constexpr uint16_t kReplicateFlags = kFlagAckRequested;
 inline constexpr uint16_t kResyncChunkFlags = kFlagLastChunk;
+// EPOCH_PROPOSE: the candidate takes over from a primary it believes gone;
+// a voter that is, or reaches, a live primary other than the candidate
+// rejects it (kPrimaryAlive).
+inline constexpr uint16_t kFlagTakeover = 0x0001;
+inline constexpr uint16_t kEpochProposeFlags = kFlagTakeover;
 
 // Field sizes.
 inline constexpr size_t kUuidSize = 16;
@@ -129,10 +134,11 @@ inline constexpr uint32_t kLastAckStatus = 5;
 enum class RejectReason : uint32_t {
   kStaleEpoch = 1,  // proposed epoch <= promised_epoch
   kUnknownVolume = 2,
-  kNotReplica = 3,  // the candidate is not in the replica set
+  kNotReplica = 3,    // the candidate is not in the replica set
+  kPrimaryAlive = 4,  // a takeover, but the voter is or reaches a live primary
 };
 inline constexpr uint32_t kFirstRejectReason = 1;
-inline constexpr uint32_t kLastRejectReason = 3;
+inline constexpr uint32_t kLastRejectReason = 4;
 
 // INVALID reason.
 enum class InvalidReason : uint32_t {

@@ -5,6 +5,19 @@
 // call that waits holds it). The region's bytes are the caller's to
 // synchronise. Errors are vnvram::Status values; nothing throws.
 //
+// Multipath. A volume may be reachable over several paths (xenbus devices
+// carrying the same volume UUID, possibly served by different backend
+// domains). Open() opens every path of the volume, makes the one whose
+// backend is the volume's primary active (or asks the best path's backend
+// to become primary) and keeps the others connected as standbys. When the
+// active path's backend dies, closes, refuses requests as not primary, or
+// stops answering (path_timeout, or a probe after a standby reports the
+// primary unreachable), the Device fails over by itself: it asks the best
+// standby's backend to take over (majority rule, docs/multipath.md),
+// re-issues what was in flight there and goes on; callers see a pause.
+// Operator failovers (nvram-tool failover) are served by a background
+// thread even while no call is running. docs/multipath.md has the details.
+//
 // Region address and reconnects. The region is mapped from the backend's
 // grants. When the backend restarts (it goes back to InitWait with new
 // grants) the Device re-handshakes inside whichever call notices it and
@@ -26,6 +39,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "common/status.h"
@@ -37,15 +51,38 @@ struct OpenOptions {
   std::string platform;
   // xenbus device id of the path (device/vnvram/<devid>).
   uint32_t devid = 0;
-  // When not empty: open the device (path) of this volume UUID instead of
-  // `devid`; with several paths the lowest devid wins (multipath comes
-  // later).
+  // When not empty: open this volume UUID (all its paths) instead of the
+  // volume of path `devid`. Opened by devid, that path is preferred as the
+  // active one when its backend serves the volume.
   std::string volume;
   // Budget of the handshake and of every call that waits (including a
   // re-handshake after a backend restart).
   std::chrono::milliseconds timeout{10000};
   // Ring pages = 2^order, capped by the backend's max-ring-page-order.
   uint32_t ring_page_order = 2;
+  // A request unanswered this long on the active path, with another path
+  // to go to, fails the path over (reason ring-timeout).
+  std::chrono::milliseconds path_timeout{2000};
+  // How long a probe of a suspect active path may take.
+  std::chrono::milliseconds probe_timeout{100};
+  // Budget of an automatic failover.
+  std::chrono::milliseconds failover_timeout{10000};
+};
+
+enum class PathState {
+  kActive,   // carries the I/O
+  kStandby,  // connected, ready to take over
+  kDown,     // its backend is not reachable now (reconnected when it is back)
+  kFailed,   // its backend broke the protocol; not used again
+};
+
+struct PathInfo {
+  uint32_t devid = 0;
+  uint32_t backend_domid = 0;
+  uint32_t priority = 0;
+  PathState state = PathState::kDown;
+  std::string role;  // the backend's published role ("" for a local volume)
+  uint64_t epoch = 0;
 };
 
 struct DeviceInfo {
@@ -53,8 +90,10 @@ struct DeviceInfo {
   uint64_t durable_seq = 0;  // the backend's durable sequence number
   uint64_t generation = 0;   // connections so far (1 after open)
   uint32_t ring_page_order = 0;
-  uint32_t backend_domid = 0;
-  std::string volume;  // UUID
+  uint32_t backend_domid = 0;  // of the active path
+  uint32_t active_path = 0;    // its devid
+  uint64_t failovers = 0;      // path switches since open
+  std::string volume;          // UUID
   bool feature_flush = false;
   bool feature_barrier = false;
   bool feature_copy_mode = false;
@@ -106,6 +145,8 @@ class Device {
 
   // GET_INFO plus what the handshake learnt.
   Result<DeviceInfo> info();
+  // Every path of the volume, by devid.
+  std::vector<PathInfo> paths() const;
   // The highest durable sequence number the backend reported.
   uint64_t durable_seq() const;
 

@@ -1,12 +1,16 @@
-// nvram-tool: the operator's command for vnvram devices (minimal version:
-// attach, detach, list) and replication keys (keygen). Runs in dom0 (or as
-// dom0 of a sim host).
+// nvram-tool: the operator's command for vnvram devices (attach, detach,
+// list), multipath (failover, monitor), replication (promote, status,
+// inspect) and replication keys (keygen). Runs in dom0 (or as dom0 of a sim
+// host).
 //
 //   nvram-tool [--platform SPEC] attach <frontend-domid> --backend <domid>
-//              --devid N --size 1M --volume <uuid>
+//              --devid N --size 1M --volume <uuid> [--priority 0..255]
 //   nvram-tool [--platform SPEC] detach <frontend-domid> <devid>
 //              [--timeout S] [--force]
 //   nvram-tool [--platform SPEC] list [--json]
+//   nvram-tool [--platform SPEC] failover <domid> <volume-uuid|devid>
+//              [--to DEVID] [--timeout S] [--force] [--json]
+//   nvram-tool [--platform SPEC] monitor [--json] [--domain D]
 //   nvram-tool keygen --out FILE [--force]
 //   nvram-tool keygen --public-of FILE
 //   nvram-tool [--platform SPEC] promote --volume <uuid> [--backend D] [--force]
@@ -16,8 +20,14 @@
 //              --length L [--key-file FILE] [--timeout-ms N] [--hex]
 //
 // Every value is parsed strictly; a bad one is a one-line error naming it.
-// Exit status: 0 success, 1 runtime failure, 2 usage error.
+// Exit status: 0 success, 1 runtime failure (failover: any result but ok,
+// or no answer), 2 usage error.
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -28,6 +38,8 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "platform/platform.h"
+#include "tools/nvram-tool/failover_request.h"
+#include "tools/nvram-tool/monitor.h"
 #include "tools/nvram-tool/replication_admin.h"
 #include "tools/nvram-tool/toolstack.h"
 
@@ -43,6 +55,29 @@ int UsageError(const std::string& msg) {
 int Failure(const Status& s) {
   std::fprintf(stderr, "nvram-tool: %s\n", s.ToString().c_str());
   return 1;
+}
+
+// monitor: until SIGINT or SIGTERM, which the caller blocked (in every
+// thread: before the platform starts any) and hands over as a signalfd.
+int MonitorCommand(vnvram::platform::XenStore& xs, const vnvram::tools::MonitorOptions& options,
+                   int signal_fd) {
+  Status s = vnvram::tools::RunMonitor(xs, options, stdout, stderr, signal_fd);
+  if (!s.ok()) return Failure(s);
+  return 0;
+}
+
+int FailoverCommand(vnvram::platform::XenStore& xs, const vnvram::tools::FailoverSpec& spec,
+                    bool json) {
+  auto r = vnvram::tools::RequestFailover(xs, spec);
+  if (!r.ok()) return Failure(r.status());
+  if (json) {
+    std::printf("%s\n", vnvram::tools::FormatFailoverJson(*r).c_str());
+  } else if (r->answered) {
+    std::printf("%s\n", vnvram::tools::FormatFailoverLine(*r).c_str());
+  } else {
+    std::fprintf(stderr, "nvram-tool: %s\n", r->message.c_str());
+  }
+  return r->ok() ? 0 : 1;
 }
 
 std::string Opt(const std::optional<uint64_t>& v) {
@@ -171,7 +206,7 @@ int Main(int argc, char** argv) {
   app.add_option("--platform", platform_spec,
                  "xen or sim:<dir>:<domid> (default $VNVRAM_PLATFORM, else xen)");
 
-  std::string a_front, a_back, a_dev, a_size, a_vol;
+  std::string a_front, a_back, a_dev, a_size, a_vol, a_prio;
   CLI::App* attach =
       app.add_subcommand("attach", "create a device (frontend and backend directories)");
   attach->add_option("frontend-domid", a_front, "guest domain")->required();
@@ -179,6 +214,8 @@ int Main(int argc, char** argv) {
   attach->add_option("--devid", a_dev, "xenbus device id")->required();
   attach->add_option("--size", a_size, "region size, e.g. 1M, 64MiB, 4096")->required();
   attach->add_option("--volume", a_vol, "volume UUID")->required();
+  CLI::Option* a_prio_opt = attach->add_option(
+      "--priority", a_prio, "path priority among the volume's paths, 0..255 (higher wins)");
 
   std::string d_front, d_dev, d_timeout = "10";
   bool d_force = false;
@@ -192,6 +229,29 @@ int Main(int argc, char** argv) {
   bool l_json = false;
   CLI::App* list = app.add_subcommand("list", "list every vnvram device");
   list->add_flag("--json", l_json, "machine-readable output");
+
+  std::string f_dom, f_vol, f_to, f_timeout = "10";
+  bool f_force = false, f_json = false;
+  CLI::App* failover = app.add_subcommand(
+      "failover", "ask a guest's frontend to move a volume to another path, wait for the outcome");
+  failover->add_option("domain", f_dom, "guest domain")->required();
+  failover->add_option("volume", f_vol, "volume UUID, or the devid of one of its paths")
+      ->required();
+  CLI::Option* f_to_opt =
+      failover->add_option("--to", f_to, "devid of the path to use (default: the best standby)");
+  failover->add_option("--timeout", f_timeout,
+                       "seconds the frontend may take (default 10); the tool waits 2 s more");
+  failover->add_flag("--force", f_force,
+                     "the old primary may be unreachable (the majority rule still applies)");
+  failover->add_flag("--json", f_json, "machine-readable output");
+
+  std::string m_dom;
+  bool m_json = false;
+  CLI::App* monitor = app.add_subcommand(
+      "monitor", "print one line per vnvram xenstore change until SIGINT or SIGTERM");
+  CLI::Option* m_dom_opt = monitor->add_option(
+      "--domain", m_dom, "only this domain's directories and the backends serving it");
+  monitor->add_flag("--json", m_json, "one JSON object per line");
 
   std::string k_out, k_public_of;
   bool k_force = false;
@@ -278,7 +338,12 @@ int Main(int argc, char** argv) {
     if (!size.ok()) return UsageError(size.status().message());
     auto vol = vnvram::ParseUuid(a_vol, "--volume");
     if (!vol.ok()) return UsageError(vol.status().message());
-    spec = {*f, *b, *dev, *vol, *size};
+    spec = {*f, *b, *dev, *vol, *size, std::nullopt};
+    if (a_prio_opt->count() != 0) {
+      auto prio = vnvram::ParseU64InRange(a_prio, 0, 255, "--priority");
+      if (!prio.ok()) return UsageError(prio.status().message());
+      spec.priority = static_cast<uint32_t>(*prio);
+    }
   } else if (detach->parsed()) {
     auto f = vnvram::ParseDomId(d_front, "frontend-domid");
     if (!f.ok()) return UsageError(f.status().message());
@@ -311,6 +376,51 @@ int Main(int argc, char** argv) {
     backend_id = *b;
   }
 
+  vnvram::tools::FailoverSpec fspec;
+  if (failover->parsed()) {
+    auto d = vnvram::ParseDomId(f_dom, "domain");
+    if (!d.ok()) return UsageError(d.status().message());
+    fspec.domain = *d;
+    // All digits: a devid; anything else must be a UUID.
+    if (!f_vol.empty() && f_vol.find_first_not_of("0123456789") == std::string::npos) {
+      auto dev = vnvram::ParseDevId(f_vol, "devid");
+      if (!dev.ok()) return UsageError(dev.status().message());
+      fspec.volume = *dev;
+    } else {
+      auto u = vnvram::ParseUuid(f_vol, "volume");
+      if (!u.ok()) return UsageError(u.status().message() + " (a volume UUID or a devid)");
+      fspec.volume = *u;
+    }
+    if (f_to_opt->count() != 0) {
+      auto to = vnvram::ParseDevId(f_to, "--to");
+      if (!to.ok()) return UsageError(to.status().message());
+      fspec.to = *to;
+    }
+    auto t = vnvram::ParseU64InRange(f_timeout, 1, 3600, "--timeout");
+    if (!t.ok()) return UsageError(t.status().message());
+    fspec.timeout = std::chrono::seconds(*t);
+    fspec.force = f_force;
+  }
+  vnvram::tools::MonitorOptions mopts;
+  int signal_fd = -1;
+  if (monitor->parsed()) {
+    mopts.json = m_json;
+    if (m_dom_opt->count() != 0) {
+      auto d = vnvram::ParseDomId(m_dom, "--domain");
+      if (!d.ok()) return UsageError(d.status().message());
+      mopts.domain = *d;
+    }
+    // Before the platform starts a thread: every thread inherits the mask.
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    if (pthread_sigmask(SIG_BLOCK, &stop, nullptr) != 0 ||
+        (signal_fd = signalfd(-1, &stop, SFD_CLOEXEC)) < 0) {
+      return Failure(Status::FromErrno(errno, "signalfd"));
+    }
+  }
+
   auto platform = vnvram::platform::OpenPlatform(platform_spec);
   if (!platform.ok()) return Failure(platform.status());
   auto xs = (*platform)->OpenXenStore();
@@ -324,12 +434,19 @@ int Main(int argc, char** argv) {
     return r->result == "ok" ? 0 : 1;
   }
   if (status->parsed()) return StatusCommand(**xs, backend_id, s_json);
+  if (failover->parsed()) return FailoverCommand(**xs, fspec, f_json);
+  if (monitor->parsed()) {
+    const int rc = MonitorCommand(**xs, mopts, signal_fd);
+    ::close(signal_fd);
+    return rc;
+  }
 
   if (attach->parsed()) {
     if (Status s = vnvram::tools::Attach(**xs, spec); !s.ok()) return Failure(s);
-    std::printf("attached device %u of domain %u (backend domain %u, %s, volume %s)\n", spec.dev,
+    std::printf("attached device %u of domain %u (backend domain %u, %s, volume %s%s)\n", spec.dev,
                 unsigned{spec.frontend}, unsigned{spec.backend},
-                vnvram::FormatSize(spec.size).c_str(), spec.volume.ToString().c_str());
+                vnvram::FormatSize(spec.size).c_str(), spec.volume.ToString().c_str(),
+                spec.priority ? (", priority " + std::to_string(*spec.priority)).c_str() : "");
     return 0;
   }
   if (detach->parsed()) {

@@ -32,6 +32,15 @@ Status RemoveIfEmpty(platform::XenStore& xs, platform::TxId tx, const std::strin
   return xs.Remove(tx, path);
 }
 
+// Creates `dir` owned by `owner` (others none) unless it exists.
+Status EnsureDir(platform::XenStore& xs, platform::TxId tx, const std::string& dir, DomId owner) {
+  VNVRAM_ASSIGN_OR_RETURN(const bool exists, Exists(xs, tx, dir));
+  if (exists) return Status::Ok();
+  VNVRAM_RETURN_IF_ERROR(xs.Mkdir(tx, dir));
+  const std::vector<platform::PermEntry> perms = {{owner, platform::Perm::kNone}};
+  return xs.SetPermissions(tx, dir, perms);
+}
+
 std::string StateOf(platform::XenStore& xs, const std::string& path) {
   auto v = xs.Read(platform::kNoTx, path);
   if (!v.ok()) return v.status().code() == Code::kNotFound ? "-" : "?";
@@ -51,6 +60,10 @@ Status Attach(platform::XenStore& xs, const AttachSpec& d) {
                                    ": must be a multiple of 4096 in [4K, 1G]");
   }
   if (d.volume.IsNil()) return Status::InvalidArgument("volume UUID must not be nil");
+  if (d.priority && *d.priority > fe::kPathPriorityMax) {
+    return Status::InvalidArgument("priority " + std::to_string(*d.priority) + ": expected 0.." +
+                                   std::to_string(fe::kPathPriorityMax));
+  }
   const std::string fdir = schema::FrontendDir(d.frontend, d.dev);
   const std::string bdir = schema::BackendDir(d.backend, d.frontend, d.dev);
   const std::vector<platform::PermEntry> fperms = {{d.frontend, platform::Perm::kNone},
@@ -81,6 +94,9 @@ Status Attach(platform::XenStore& xs, const AttachSpec& d) {
     VNVRAM_RETURN_IF_ERROR(fput(fe::kBackendId, std::to_string(d.backend)));
     VNVRAM_RETURN_IF_ERROR(fput(fe::kVolume, d.volume.ToString()));
     VNVRAM_RETURN_IF_ERROR(fput(fe::kState, init));
+    if (d.priority) {
+      VNVRAM_RETURN_IF_ERROR(fput(fe::kPathPriority, std::to_string(*d.priority)));
+    }
     VNVRAM_RETURN_IF_ERROR(xs.Mkdir(tx, bdir));
     VNVRAM_RETURN_IF_ERROR(xs.SetPermissions(tx, bdir, bperms));
     VNVRAM_RETURN_IF_ERROR(bput(be::kFrontend, fdir));
@@ -88,7 +104,15 @@ Status Attach(platform::XenStore& xs, const AttachSpec& d) {
     VNVRAM_RETURN_IF_ERROR(bput(be::kOnline, "1"));
     VNVRAM_RETURN_IF_ERROR(bput(be::kVolume, d.volume.ToString()));
     VNVRAM_RETURN_IF_ERROR(bput(be::kSize, std::to_string(d.size)));
-    return bput(be::kState, init);
+    VNVRAM_RETURN_IF_ERROR(bput(be::kState, init));
+    // Multipath: the guest publishes its view of the volume (and takes
+    // operator failover requests) in a directory only the toolstack can
+    // create; likewise the backend domain's daemon and replication keys.
+    VNVRAM_RETURN_IF_ERROR(EnsureDir(xs, tx, schema::DomainVnvramDir(d.frontend), d.frontend));
+    VNVRAM_RETURN_IF_ERROR(EnsureDir(xs, tx, MultipathRoot(d.frontend), d.frontend));
+    VNVRAM_RETURN_IF_ERROR(
+        EnsureDir(xs, tx, schema::MultipathDir(d.frontend, d.volume), d.frontend));
+    return EnsureDir(xs, tx, schema::DomainVnvramDir(d.backend), d.backend);
   });
 }
 
@@ -158,12 +182,44 @@ Status Detach(platform::XenStore& xs, DomId frontend, DevId dev, const DetachOpt
   if (!s.ok()) return s;
   if (!waited.ok() && !options.force) return waited.WithContext("not removed (use --force)");
   return platform::RunTransaction(xs, [&](platform::TxId tx) -> Status {
+    std::optional<Uuid> volume;
+    if (auto v = xs.Read(tx, schema::FrontendKey(frontend, dev, fe::kVolume)); v.ok()) {
+      if (auto u = ParseUuid(*v); u.ok()) volume = *u;
+    }
     VNVRAM_RETURN_IF_ERROR(xs.Remove(tx, bdir));
     VNVRAM_RETURN_IF_ERROR(xs.Remove(tx, fdir));
     VNVRAM_RETURN_IF_ERROR(RemoveIfEmpty(xs, tx, schema::BackendFrontendDir(backend, frontend)));
     VNVRAM_RETURN_IF_ERROR(RemoveIfEmpty(xs, tx, schema::BackendRoot(backend)));
+    // The volume's multipath directory goes with its last path in F.
+    if (volume) {
+      VNVRAM_ASSIGN_OR_RETURN(const bool used, VolumeHasPath(xs, tx, frontend, *volume));
+      if (!used) VNVRAM_RETURN_IF_ERROR(xs.Remove(tx, schema::MultipathDir(frontend, *volume)));
+    }
+    VNVRAM_RETURN_IF_ERROR(RemoveIfEmpty(xs, tx, MultipathRoot(frontend)));
+    VNVRAM_RETURN_IF_ERROR(RemoveIfEmpty(xs, tx, schema::DomainVnvramDir(frontend)));
     return RemoveIfEmpty(xs, tx, schema::FrontendRoot(frontend));
   });
+}
+
+std::string MultipathRoot(DomId f) {
+  const std::string any = schema::MultipathDir(f, Uuid{});
+  return any.substr(0, any.rfind('/'));
+}
+
+Result<bool> VolumeHasPath(platform::XenStore& xs, platform::TxId tx, DomId f, const Uuid& volume) {
+  auto devs = xs.Directory(tx, schema::FrontendRoot(f));
+  if (!devs.ok()) {
+    if (devs.status().code() == Code::kNotFound) return false;
+    return devs.status();
+  }
+  for (const std::string& name : *devs) {
+    auto dev = ParseDevId(name, "device id");
+    if (!dev.ok()) continue;
+    auto v = xs.Read(tx, schema::FrontendKey(f, *dev, fe::kVolume));
+    if (!v.ok()) continue;
+    if (auto u = ParseUuid(*v); u.ok() && *u == volume) return true;
+  }
+  return false;
 }
 
 Result<std::vector<DeviceListing>> List(platform::XenStore& xs) {

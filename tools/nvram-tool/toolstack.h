@@ -1,9 +1,13 @@
 // Toolstack: what `nvram-tool attach|detach|list` do to xenstore, as libxl
 // does for its split devices: create a device's frontend and backend
 // directories (frontend owned by F with read for B, backend owned by B with
-// read for F) with every toolstack key in one transaction; detach through
-// online = 0 and backend Closing, wait for the backend's Closed, remove
-// both directories (and the per-type parents left empty); list devices.
+// read for F) with every toolstack key in one transaction, together with
+// the per-domain vnvram directories multipath needs (F's vnvram directory
+// and the volume's multipath directory owned by F, B's vnvram directory
+// owned by B) when they are missing; detach through online = 0 and backend
+// Closing, wait for the backend's Closed, remove both directories (and the
+// per-type parents left empty, and the volume's multipath directory once no
+// path of F leads to the volume); list devices.
 // Stateless over the XenStore handle it is given; thread-safe as that is.
 #pragma once
 
@@ -25,10 +29,17 @@ struct AttachSpec {
   DevId dev = 0;
   Uuid volume;
   uint64_t size = 0;  // bytes, 4 KiB multiple within the schema's range
+  // fe path-priority (0..255); not written when absent (the schema's
+  // default 0 applies).
+  std::optional<uint32_t> priority;
 };
 
 // kInvalidArgument for a bad spec, kAlreadyExists when either directory
-// exists.
+// exists. Also creates, when absent: DomainVnvramDir(F) and
+// MultipathDir(F, volume) (and the multipath parent between them) owned by
+// F, and DomainVnvramDir(B) owned by B (where B's vnvramd publishes its
+// daemon and replication keys; a domain cannot create nodes under its own
+// /local/domain/N on Xen). Existing ones are left as they are.
 Status Attach(platform::XenStore& xs, const AttachSpec& spec);
 
 struct DetachOptions {
@@ -38,7 +49,10 @@ struct DetachOptions {
 };
 
 // kNotFound when the device does not exist; kTimeout (directories left in
-// place) when the backend did not close in time and !force.
+// place) when the backend did not close in time and !force. Once the device
+// is removed, MultipathDir(F, volume) goes too when no other path of F names
+// the volume, then the multipath parent and DomainVnvramDir(F) when empty.
+// DomainVnvramDir(B) stays: it is B's vnvramd's home.
 Status Detach(platform::XenStore& xs, DomId frontend, DevId dev, const DetachOptions& options);
 
 struct DeviceListing {
@@ -56,5 +70,12 @@ struct DeviceListing {
 
 // Every vnvram device of every domain (dom0 view), by (frontend, dev).
 Result<std::vector<DeviceListing>> List(platform::XenStore& xs);
+
+// The parent of every MultipathDir(f, vol) (the schema has a builder for
+// each volume's directory only).
+std::string MultipathRoot(DomId f);
+
+// Whether some path (frontend directory) of domain `f` names `volume`.
+Result<bool> VolumeHasPath(platform::XenStore& xs, platform::TxId tx, DomId f, const Uuid& volume);
 
 }  // namespace vnvram::tools
