@@ -27,6 +27,7 @@ constexpr std::string_view kKeyCluster = "cluster";
 constexpr std::string_view kKeyKeyFile = "key-file";
 constexpr std::string_view kKeyPersistTimeout = "persist-timeout-ms";
 constexpr std::string_view kKeyPersistSpin = "persist-spin-us";
+constexpr std::string_view kKeyReplicaOnly = "replica-only";
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -102,6 +103,10 @@ Status ApplyConfigValue(std::string_view key, std::string_view value, ConfigOver
     auto v = ParseU64InRange(value, 0, 100 * 1000, "microseconds");
     if (!v.ok()) return BadValue(key, value, v.status());
     out->persist_spin = std::chrono::microseconds(*v);
+  } else if (key == kKeyReplicaOnly) {
+    auto v = ParseBool01(value, "flag");
+    if (!v.ok()) return BadValue(key, value, v.status());
+    out->replica_only = *v;
   } else {
     return Status::InvalidArgument("unknown key '" + std::string(key) + "'");
   }
@@ -174,7 +179,13 @@ Result<DaemonConfig> MergeConfig(const ConfigOverrides& file, const ConfigOverri
   pick(file.key_file, cli.key_file, c.key_file);
   pick(file.persist_timeout, cli.persist_timeout, c.persist_timeout);
   pick(file.persist_spin, cli.persist_spin, c.persist_spin);
-  if (c.platform.empty()) {
+  pick(file.replica_only, cli.replica_only, c.replica_only);
+  if (c.replica_only) {
+    if (c.cluster_file.empty()) {
+      return Status::InvalidArgument(
+          "replica-only needs a cluster file (--cluster or 'cluster =')");
+    }
+  } else if (c.platform.empty()) {
     return Status::InvalidArgument("platform is required (--platform or 'platform =')");
   }
   if (c.vault_dir.empty()) {

@@ -28,6 +28,10 @@ struct DaemonConfig {
   std::string key_file;              // this host's CurveZMQ key pair (when the cluster has keys)
   std::chrono::milliseconds persist_timeout{5000};  // replicated persists fail after this
   std::chrono::microseconds persist_spin{300};      // wait for the ack without sleeping first
+  // Runs only the replication engine (a witness: a member of replica
+  // groups that serves no guest): no platform, no xenstore. Needs
+  // cluster_file; platform is then optional and unused.
+  bool replica_only = false;
 };
 
 // The settings a config file may hold; each optional so the command line
@@ -45,6 +49,7 @@ struct ConfigOverrides {
   std::optional<std::string> key_file;
   std::optional<std::chrono::milliseconds> persist_timeout;
   std::optional<std::chrono::microseconds> persist_spin;
+  std::optional<bool> replica_only;
 };
 
 // Parses the text of a config file; `name` is used in errors.
@@ -58,7 +63,8 @@ Result<ConfigOverrides> ParseConfigFile(const std::string& path);
 Status ApplyConfigValue(std::string_view key, std::string_view value, ConfigOverrides* out);
 
 // `file` under `cli`, on top of the defaults; checks that required settings
-// are present and that a host id is a valid name.
+// are present (platform and vault-dir; with replica-only, cluster and
+// vault-dir) and that a host id is a valid name.
 Result<DaemonConfig> MergeConfig(const ConfigOverrides& file, const ConfigOverrides& cli);
 
 }  // namespace vnvram::backend

@@ -57,5 +57,44 @@ BOOST_AUTO_TEST_CASE(CommandLineWinsAndRequiredSettingsAreChecked) {
   BOOST_TEST(MergeConfig(file, {}).ok());
 }
 
+BOOST_AUTO_TEST_CASE(ReplicaOnlyNeedsAClusterFileInsteadOfAPlatform) {
+  ConfigOverrides file, cli;
+  BOOST_TEST_REQUIRE(ApplyConfigValue("vault-dir", "/v", &file).ok());
+  BOOST_TEST_REQUIRE(ApplyConfigValue("replica-only", "1", &cli).ok());
+  // No cluster file: the error names what is missing.
+  auto c = MergeConfig(file, cli);
+  BOOST_TEST_REQUIRE(!c.ok());
+  BOOST_TEST(c.status().message().find("replica-only needs a cluster file") != std::string::npos,
+             c.status().message());
+  // With one, no platform is needed.
+  BOOST_TEST_REQUIRE(ApplyConfigValue("cluster", "/etc/vnvram/cluster.json", &file).ok());
+  c = MergeConfig(file, cli);
+  BOOST_TEST_REQUIRE(c.ok(), c.status().ToString());
+  BOOST_TEST(c->replica_only);
+  BOOST_TEST(c->platform.empty());
+  BOOST_TEST(c->cluster_file == "/etc/vnvram/cluster.json");
+  // vault-dir stays required.
+  ConfigOverrides no_vault;
+  BOOST_TEST_REQUIRE(ApplyConfigValue("cluster", "/c.json", &no_vault).ok());
+  BOOST_TEST(!MergeConfig(no_vault, cli).ok());
+  // The file may say it too; the command line wins.
+  auto f = ParseConfigText("replica-only = 1\ncluster = /c.json\nvault-dir = /v\n", "w.conf");
+  BOOST_TEST_REQUIRE(f.ok(), f.status().ToString());
+  BOOST_TEST(*f->replica_only);
+  c = MergeConfig(*f, {});
+  BOOST_TEST_REQUIRE(c.ok(), c.status().ToString());
+  BOOST_TEST(c->replica_only);
+  ConfigOverrides off;
+  BOOST_TEST_REQUIRE(ApplyConfigValue("replica-only", "0", &off).ok());
+  BOOST_TEST(!MergeConfig(*f, off).ok());  // a full daemon needs a platform
+  // Strict values.
+  auto bad = ParseConfigText("replica-only = yes\n", "w.conf");
+  BOOST_TEST_REQUIRE(!bad.ok());
+  BOOST_TEST(bad.status().message().find("w.conf:1: replica-only = 'yes'") != std::string::npos,
+             bad.status().message());
+  // Without replica-only the platform is required as before.
+  BOOST_TEST(!MergeConfig(file, {}).ok());
+}
+
 }  // namespace
 }  // namespace vnvram::backend

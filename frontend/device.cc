@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -111,6 +112,7 @@ struct Path {
   std::unique_ptr<XenbusFrontend> xb;
   std::unique_ptr<Connection> conn;
   bool failed = false;  // broke the protocol: never used again
+  bool gone = false;    // its backend is offline or its nodes are removed (detached)
   uint64_t activate_sent = 0;
   std::string role;  // backend's role key; "" when absent (a local volume)
   uint64_t epoch = 0;
@@ -118,7 +120,8 @@ struct Path {
   std::string published_role;  // our path-role value last written
 
   DevId dev() const { return xb->dev(); }
-  bool ready() const { return conn != nullptr && !failed; }
+  bool usable() const { return !failed && !gone; }
+  bool ready() const { return conn != nullptr && usable(); }
   // A backend that serves the volume now, as far as xenstore tells.
   bool serving() const { return role.empty() || role == be::kRolePrimary; }
 };
@@ -182,7 +185,12 @@ class Device::Impl {
 
   std::span<std::byte> Region() {
     std::lock_guard lock(mu_);
-    if (ActiveConn() == nullptr && state_ != DeviceState::kReconnecting) return {};
+    if (pending_switch_ != nullptr) {
+      FinishSwitch(Deadline(SystemClock::Instance(), Nanos(options_.timeout)));
+    }
+    // A device the toolstack detached keeps its last mapping until close():
+    // a caller's stores stay harmless and its next call reports the detach.
+    if (ActiveConn() == nullptr && state_ != DeviceState::kReconnecting && !detached_) return {};
     return MappedBytes();
   }
   uint64_t Generation() const { return generation_.load(std::memory_order_acquire); }
@@ -316,10 +324,10 @@ class Device::Impl {
     i.region_size = value;
     i.durable_seq = DurableSeq();
     i.generation = Generation();
-    if (active_ != nullptr) {
-      i.ring_page_order = active_->conn != nullptr ? active_->conn->ring_page_order : 0;
-      i.backend_domid = active_->xb->backend();
-      i.active_path = active_->dev();
+    if (const Path* cur = Current(); cur != nullptr) {
+      i.ring_page_order = cur->conn != nullptr ? cur->conn->ring_page_order : 0;
+      i.backend_domid = cur->xb->backend();
+      i.active_path = cur->dev();
     }
     i.failovers = failovers_;
     i.volume = volume_.ToString();
@@ -337,10 +345,10 @@ class Device::Impl {
       i.devid = dev;
       i.backend_domid = p->xb->backend();
       i.priority = p->xb->priority();
-      i.state = p->failed            ? PathState::kFailed
-                : p.get() == active_ ? PathState::kActive
-                : p->conn != nullptr ? PathState::kStandby
-                                     : PathState::kDown;
+      i.state = p->failed              ? PathState::kFailed
+                : p.get() == Current() ? PathState::kActive
+                : p->conn != nullptr   ? PathState::kStandby
+                                       : PathState::kDown;
       i.role = p->role;
       i.epoch = p->epoch;
       out.push_back(std::move(i));
@@ -378,7 +386,8 @@ class Device::Impl {
     FailAllPending(Status::Unavailable("device closed"));
     state_ = DeviceState::kClosed;
     active_ = nullptr;
-    PublishGroup();
+    pending_switch_ = nullptr;
+    // The multipath directory keeps the last state this opener published.
     paths_.clear();
     mp_.reset();
     return result;
@@ -603,7 +612,7 @@ class Device::Impl {
 
   bool HasOtherPath(const Path* not_this) const {
     for (const auto& [dev, p] : paths_) {
-      if (p.get() != not_this && !p->failed) return true;
+      if (p.get() != not_this && p->usable()) return true;
     }
     return false;
   }
@@ -622,19 +631,38 @@ class Device::Impl {
     Status last;
     for (;;) {
       const std::vector<Path*> order = Ordered();
-      for (Path* p : order) {
-        if (p->conn != nullptr || p->failed) continue;
-        auto st = p->xb->BackendState();
-        if (!st.ok()) {
-          if (st.status().code() == Code::kCorruption) FailPath(*p, st.status());
-          last = st.status();
-          continue;
+      if (order.size() == 1) {
+        // One path: its handshake, waiting for the backend as long as it
+        // takes (within the deadline).
+        Path* p = order.front();
+        if (p->conn == nullptr && !p->failed) {
+          Status s = ConnectPath(*p, dl);
+          if (!s.ok()) return s;
         }
-        // A backend still setting up is waited for when it is the only way.
-        const bool there = *st != XS::kUnknown && *st != XS::kInitialising;
-        if (!there && !(order.size() == 1)) continue;
-        Status s = ConnectPath(*p, dl);
-        if (!s.ok()) last = s;
+      } else {
+        // Several: connect those whose backend waits for us, serving ones
+        // first; nudge the others (they may be dead: never wait on them).
+        std::vector<Path*> cands = order;
+        std::stable_partition(cands.begin(), cands.end(),
+                              [](const Path* p) { return p->serving(); });
+        for (Path* p : cands) {
+          if (p->conn != nullptr || p->failed) continue;
+          auto v = ReadView(*p);
+          if (!v.ok()) {
+            if (v.status().code() == Code::kCorruption) FailPath(*p, v.status());
+            last = v.status();
+            continue;
+          }
+          p->role = v->role;
+          p->epoch = v->epoch;
+          if (v->state != XS::kInitWait || !v->online) {
+            Nudge(*p, *v);
+            continue;
+          }
+          const Deadline pdl(SystemClock::Instance(), std::min(dl.Remaining(), kCandidateBudget));
+          Status s = ConnectPath(*p, pdl);
+          if (!s.ok()) last = s;
+        }
       }
       Path* chosen = nullptr;
       for (Path* p : order) {
@@ -668,6 +696,25 @@ class Device::Impl {
       }
       VNVRAM_RETURN_IF_ERROR(WaitAny(dl).status());
     }
+  }
+
+  // Moves a path without a connection towards its backend's InitWait
+  // without waiting (the backend may be dead): the Closing/Closed dance
+  // steps, or Initialising for a backend still Connected to an old ring of
+  // ours. Its InitWait fires a watch; the path connects then.
+  void Nudge(Path& p, const BackendView& v) {
+    if (!v.online || p.failed) return;
+    XS want = XS::kUnknown;
+    if (v.state == XS::kClosing && p.xb->BackendError().empty()) {
+      want = XS::kClosed;
+    } else if (v.state == XS::kClosed || v.state == XS::kConnected) {
+      want = XS::kInitialising;
+    }
+    if (want == XS::kUnknown || p.xb->state() == want) return;
+    if (want == XS::kInitialising && p.xb->state() == XS::kClosing) {
+      (void)p.xb->SetState(XS::kClosed);  // the only way out of Closing
+    }
+    (void)p.xb->SetState(want);
   }
 
   // Asks the backend of `p` to become the volume's serving primary and
@@ -978,6 +1025,10 @@ class Device::Impl {
     for (;;) {
       if (state_ == DeviceState::kError) return error_;
       if (state_ == DeviceState::kClosed) return Status::Unavailable("device closed (detached)");
+      if (pending_switch_ != nullptr) {
+        FinishSwitch(dl);
+        continue;
+      }
       if (Connection* c = ActiveConn(); c != nullptr) {
         auto got = c->ring->Poll();
         if (!got.ok()) {
@@ -1034,7 +1085,9 @@ class Device::Impl {
   // requests. Sets failover_needed_ / operator_ rather than failing over
   // here; Pump or the monitor runs the switch.
   void Service() {
-    bool suspect = false;
+    // Every path's view first, so that the active path's handling knows
+    // which other paths are still there (a detach removes several).
+    std::map<DevId, BackendView> views;
     for (auto& [dev, p] : paths_) {
       if (p->failed) continue;
       auto view = ReadView(*p);
@@ -1048,6 +1101,20 @@ class Device::Impl {
         }
         continue;
       }
+      const bool gone = view->state == XS::kUnknown || !view->online;
+      if (gone != p->gone && p.get() != active_) {
+        p->xb->log().Info(
+            "{}", gone ? "path removed (backend offline or detached)" : "path present again");
+      }
+      p->gone = gone;
+      if (gone && p.get() != active_) p->conn.reset();
+      views.emplace(dev, *view);
+    }
+    bool suspect = false;
+    for (auto& [dev, p] : paths_) {
+      auto it = views.find(dev);
+      if (p->failed || it == views.end()) continue;
+      const BackendView* view = &it->second;
       p->role = view->role;
       p->epoch = view->epoch;
       const bool was_link = p->primary_link;
@@ -1060,15 +1127,18 @@ class Device::Impl {
         p->xb->log().Info("standby path's backend left Connected: reconnecting it");
         p->conn.reset();
       }
-      if (p->conn == nullptr && view->online &&
-          (view->state == XS::kInitWait || view->state == XS::kClosed ||
-           (view->state == XS::kClosing && p->xb->BackendError().empty()))) {
+      if (p->gone) continue;
+      if (p->conn == nullptr && view->online && view->state == XS::kInitWait) {
+        // Its backend waits for us: an alive backend answers in
+        // milliseconds.
         const Deadline sdl(SystemClock::Instance(),
                            std::min<Nanos>(Nanos(options_.timeout), kCandidateBudget));
         if (Status s = ConnectPath(*p, sdl); s.ok()) {
           p->xb->log().Info("standby path ready (backend {} role {})", p->xb->backend(),
                             p->role.empty() ? "local" : p->role);
         }
+      } else if (p->conn == nullptr) {
+        Nudge(*p, *view);
       }
       if (p->conn != nullptr && was_link && !p->primary_link) suspect = true;
     }
@@ -1196,6 +1266,14 @@ class Device::Impl {
   Status RunFailover(const Plan& plan) {
     failover_needed_.reset();
     last_reason_ = plan.reason;
+    if (pending_switch_ != nullptr) {
+      // Leaving a path the callers never switched to: withdraw it as if it
+      // had been active (its mapping was never theirs).
+      Path& p = *std::exchange(pending_switch_, nullptr);
+      p.conn.reset();
+      if (!p.failed) (void)p.xb->SetState(XS::kInitialising);
+      last_active_ = p.dev();
+    }
     const Clock& clock = SystemClock::Instance();
     const Nanos t0 = clock.Now();
     const Deadline fdl(clock, plan.timeout);
@@ -1214,7 +1292,7 @@ class Device::Impl {
     bool refused = false;  // a backend answered no (rather than nothing)
     if (plan.target) {
       auto it = paths_.find(*plan.target);
-      if (it == paths_.end() || it->second->failed) {
+      if (it == paths_.end() || !it->second->usable()) {
         fail_result = mp::kFailoverResultError;
         message = "path " + std::to_string(*plan.target) + " is not a usable path of this volume";
       } else {
@@ -1222,22 +1300,35 @@ class Device::Impl {
       }
     } else {
       for (Path* p : Ordered()) {
-        if (!p->failed && (!from || p->dev() != *from)) cands.push_back(p);
+        if (p->usable() && (!from || p->dev() != *from)) cands.push_back(p);
       }
       // The old path last: its backend may serve again (a restart).
       if (from) {
         auto it = paths_.find(*from);
-        if (it != paths_.end() && !it->second->failed) cands.push_back(it->second.get());
+        if (it != paths_.end() && it->second->usable()) cands.push_back(it->second.get());
       }
       // Ready standbys before ones still to be connected.
       std::stable_partition(cands.begin(), cands.end(), [](const Path* p) { return p->ready(); });
       if (cands.empty()) message = "no other path of this volume is usable";
     }
+    // The first answer a backend gave (a refusal says more than the
+    // silence of a dead path tried after it).
+    std::optional<std::pair<std::string_view, std::string>> answered;
     for (size_t i = 0; i < cands.size(); ++i) {
       Path& c = *cands[i];
       const Deadline cdl =
           i + 1 < cands.size() ? Deadline(clock, std::min(fdl.Remaining(), kCandidateBudget)) : fdl;
       if (c.conn == nullptr) {
+        if (cands.size() > 1) {
+          // Only a backend that waits for us is worth the time now; others
+          // (perhaps dead) are nudged and connect when they answer.
+          auto v = ReadView(c);
+          if (!v.ok() || v->state != XS::kInitWait || !v->online) {
+            if (v.ok()) Nudge(c, *v);
+            if (message.empty()) message = "path " + std::to_string(c.dev()) + ": not ready";
+            continue;
+          }
+        }
         Status s = ConnectPath(c, cdl);
         if (!s.ok()) {
           fail_result =
@@ -1252,11 +1343,17 @@ class Device::Impl {
                       : r.kind == ActivationResult::Kind::kTimeout  ? mp::kFailoverResultTimeout
                                                                     : mp::kFailoverResultError;
         message = "path " + std::to_string(c.dev()) + ": " + r.message;
-        refused = refused || r.kind != ActivationResult::Kind::kTimeout;
+        if (r.kind != ActivationResult::Kind::kTimeout) {
+          refused = true;
+          if (!answered) answered.emplace(fail_result, message);
+        }
         continue;
       }
-      Status s = SwitchTo(c, cdl);
-      if (!s.ok()) {
+      if (in_monitor_) {
+        // No call runs, so the caller may be storing into the old mapping
+        // right now: the next call makes the switch (FinishSwitch).
+        pending_switch_ = &c;
+      } else if (Status s = SwitchTo(c, cdl); !s.ok()) {
         fail_result = mp::kFailoverResultError;
         message = "path " + std::to_string(c.dev()) + ": " + s.message();
         RetireActive(/*withdraw=*/true);
@@ -1282,9 +1379,10 @@ class Device::Impl {
         mp_->Report(o);
       }
       PublishGroup();
-      (void)IssueQueued();
+      if (pending_switch_ == nullptr) (void)IssueQueued();
       return Status::Ok();
     }
+    if (answered) std::tie(fail_result, message) = *answered;
     failing_over_ = false;
     recover_blocked_ = true;  // until something changes in xenstore
     spdlog::warn("volume {}: failover ({}) failed: {}", volume_.ToString(),
@@ -1311,25 +1409,41 @@ class Device::Impl {
     return st;
   }
 
+  // The active path, or the one a failover in the monitor chose that the
+  // next call switches to.
+  Path* Current() const { return active_ != nullptr ? active_ : pending_switch_; }
+
+  // Inside a call: the switch to the path the monitor's failover chose.
+  void FinishSwitch(const Deadline& dl) {
+    Path& c = *std::exchange(pending_switch_, nullptr);
+    if (!c.ready()) {
+      last_active_ = c.dev();
+      failover_needed_ = Reason::kBackendGone;
+      return;
+    }
+    if (Status s = SwitchTo(c, dl); !s.ok()) {
+      c.xb->log().Warn("the new active path failed its first persist: {}", s.ToString());
+      RetireActive(/*withdraw=*/true);
+      failover_needed_ = Reason::kBackendGone;
+      return;
+    }
+    PublishGroup();
+    (void)IssueQueued();
+  }
+
   // Makes `p` (connected, its backend serving) the active path.
   Status SwitchTo(Path& p, const Deadline& dl) {
     active_ = &p;
     features_ = p.conn->geometry;
     state_ = DeviceState::kReconnecting;
-    // Carry what in-flight persists cover into the new mapping, so the
-    // re-issued requests make the caller's bytes durable.
+    // Carry the caller's view into the new mapping: every byte of the
+    // mapping it stored into (persisted or not yet, in flight or not), so
+    // that what it persists next, and the re-issued requests, make its
+    // bytes durable. Only the guest writes a volume, so the old mapping
+    // holds at least what the new backend has.
     if (!retired_.empty() && retired_.back().bytes.size() == p.conn->region.bytes.size()) {
-      std::span<const std::byte> old = retired_.back().bytes;
-      std::span<std::byte> now = p.conn->region.bytes;
-      for (const auto& [t, q] : pending_) {
-        if (q.done) continue;
-        if (q.req.operation == VNVRAMIF_OP_FLUSH) {
-          std::memcpy(now.data(), old.data(), now.size());
-        } else if (q.req.operation == VNVRAMIF_OP_PERSIST && q.req.offset <= now.size() &&
-                   q.req.length <= now.size() - q.req.offset) {
-          std::memcpy(now.data() + q.req.offset, old.data() + q.req.offset, q.req.length);
-        }
-      }
+      std::memcpy(p.conn->region.bytes.data(), retired_.back().bytes.data(),
+                  p.conn->region.bytes.size());
     }
     // Copy-mode buffers were granted to the old backend's domain.
     for (auto& [t, q] : pending_) {
@@ -1378,16 +1492,18 @@ class Device::Impl {
     std::string_view status = mp::kStatusFailed;
     if (failing_over_) {
       status = mp::kStatusFailingOver;
-    } else if (active_ != nullptr && state_ == DeviceState::kConnected) {
+    } else if (pending_switch_ != nullptr ||
+               (active_ != nullptr && state_ == DeviceState::kConnected)) {
       status = HasReadyStandby() ? mp::kStatusOptimal : mp::kStatusDegraded;
     }
-    const bool live = state_ != DeviceState::kClosed && active_ != nullptr && !failing_over_;
-    mp_->Publish(live ? std::optional<DevId>(active_->dev()) : std::nullopt, status,
-                 active_ != nullptr ? active_->epoch : 0);
+    const Path* cur = Current();
+    const bool live = state_ != DeviceState::kClosed && cur != nullptr && !failing_over_;
+    mp_->Publish(live ? std::optional<DevId>(cur->dev()) : std::nullopt, status,
+                 cur != nullptr ? cur->epoch : 0);
     for (auto& [dev, p] : paths_) {
-      const std::string_view role = p->failed            ? fe::kPathRoleFailed
-                                    : p.get() == active_ ? fe::kPathRoleActive
-                                                         : fe::kPathRoleStandby;
+      const std::string_view role = p->failed        ? fe::kPathRoleFailed
+                                    : p.get() == cur ? fe::kPathRoleActive
+                                                     : fe::kPathRoleStandby;
       if (p->published_role == role) continue;
       if (p->xb->WriteFrontendKeys({{fe::kPathRole, std::string(role)}}).ok()) {
         p->published_role = role;
@@ -1453,18 +1569,20 @@ class Device::Impl {
         if (d.ok()) fired = fired || *d;
       }
       if (fired) recover_blocked_ = false;
+      in_monitor_ = true;
       Service();
-      if (active_ == nullptr && !recover_blocked_ && !failover_needed_) {
+      if (Current() == nullptr && !recover_blocked_ && !failover_needed_) {
         failover_needed_ = last_reason_;
       }
       while (RunPlannedFailover()) {
-        if (ActiveConn() != nullptr) {
+        if (Current() != nullptr) {
           // Answers to what was re-issued arrive while no call runs: let the
           // next call (or the next event) collect them.
           break;
         }
         if (recover_blocked_) break;
       }
+      in_monitor_ = false;
     }
   }
 
@@ -1476,6 +1594,9 @@ class Device::Impl {
   std::unique_ptr<XenbusFrontend> first_;  // until LoadPaths takes it
   std::map<DevId, std::unique_ptr<Path>> paths_;
   Path* active_ = nullptr;
+  // Chosen by a failover the monitor ran; the next call switches to it.
+  Path* pending_switch_ = nullptr;
+  bool in_monitor_ = false;  // the monitor thread runs Service/failovers
   std::optional<DevId> last_active_;
   std::unique_ptr<frontend::MultipathState> mp_;
   std::unique_ptr<platform::GrantSharer> copy_sharer_;

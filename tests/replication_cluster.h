@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <cstdlib>
@@ -78,6 +79,9 @@ struct ClusterSpec {
   uint32_t peer_expiry_ms = 500;
   std::string resync_chunk = "64K";
   uint32_t persist_timeout_ms = 3000;
+  // Hosts whose vnvramd runs with --replica-only (the replication engine
+  // alone: no xenstore keys, no guests; their sim xenstored still runs).
+  std::vector<std::string> replica_only;
 };
 
 // Picks `n` distinct free loopback ports (see the header comment).
@@ -315,6 +319,10 @@ class SimCluster {
     if (!key.empty()) {
       opt.extra_args.push_back("--key-file");
       opt.extra_args.push_back(key);
+    }
+    if (std::find(spec_.replica_only.begin(), spec_.replica_only.end(), id) !=
+        spec_.replica_only.end()) {
+      opt.extra_args.push_back("--replica-only");
     }
     for (const auto& a : o.extra_args) opt.extra_args.push_back(a);
     // A marker in the shared log: where this instance's lines begin.

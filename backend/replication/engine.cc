@@ -161,6 +161,10 @@ class Engine::IoThread {
     uint64_t epoch = 0;
     bool force = false;
     bool takeover = false;
+    // A takeover refused because some voter still hears the old primary is
+    // tried again until then: voters learn of a dead primary within the
+    // peer expiry.
+    Nanos takeover_until{0};
     uint64_t request = 0;
     Nanos deadline{0};
     bool self_votes = false;
@@ -188,6 +192,13 @@ class Engine::IoThread {
     PromoteResult promote_result = PromoteResult::kOk;
     std::string primary_host;  // who this host follows (itself as primary)
     std::optional<DeferredActivation> deferred;
+    // A takeover to propose again at `at` (see Election::takeover_until).
+    struct TakeoverRetry {
+      Nanos at{0};
+      Nanos until{0};
+      std::vector<ActivateCallback> waiters;
+    };
+    std::optional<TakeoverRetry> retry;
   };
 
   void Run();
@@ -859,6 +870,20 @@ void Engine::IoThread::OnDealerFrame(Peer& p, const Message& m) {
     VolumeState* vs = FindVolume(rej->volume);
     if (vs == nullptr || !vs->election || vs->election->epoch != rej->proposed_epoch) return;
     if (rej->reason == wire::RejectReason::kPrimaryAlive && !vs->election->adopting &&
+        !vs->election->confirming && clock_.Now() < vs->election->takeover_until) {
+      spdlog::info("volume {}: {} still hears the primary: proposing again shortly",
+                   vs->replica->entry().name, p.id);
+      VolumeState::TakeoverRetry r;
+      r.at = clock_.Now() + milliseconds(opt_.cluster.settings.heartbeat_interval_ms);
+      r.until = vs->election->takeover_until;
+      r.waiters = std::move(vs->election->waiters);
+      vs->replica->AbandonCandidacy(rej->proposed_epoch);
+      vs->election.reset();
+      vs->retry = std::move(r);
+      dirty_ = true;
+      return;
+    }
+    if (rej->reason == wire::RejectReason::kPrimaryAlive && !vs->election->adopting &&
         !vs->election->confirming) {
       spdlog::warn("volume {}: {} reports a live primary: giving up takeover epoch {}",
                    vs->replica->entry().name, p.id, rej->proposed_epoch);
@@ -1212,6 +1237,19 @@ void Engine::IoThread::Tick() {
         if (v.role != Role::kPrimary) StartElection(key, false, 0);
       }
     }
+    if (vs.retry && !vs.election && now >= vs.retry->at) {
+      VolumeState::TakeoverRetry r = std::move(*vs.retry);
+      vs.retry.reset();
+      StartElection(key, /*force=*/false, 0, /*takeover=*/true);
+      if (vs.election) {
+        vs.election->takeover_until = r.until;
+        for (ActivateCallback& w : r.waiters) vs.election->waiters.push_back(std::move(w));
+      } else {
+        for (ActivateCallback& w : r.waiters) {
+          w({true, PromoteResult::kError, "cannot start an election (see the vnvramd log)"});
+        }
+      }
+    }
     if (vs.deferred && !vs.election && !CatchingUp(vs, v)) {
       DeferredActivation d = std::move(*vs.deferred);
       vs.deferred.reset();
@@ -1396,6 +1434,10 @@ void Engine::IoThread::StartActivation(const std::string& key, bool force, Activ
     vs.election->waiters.push_back(std::move(done));
     return;
   }
+  if (vs.retry) {
+    vs.retry->waiters.push_back(std::move(done));
+    return;
+  }
   if (v.role == Role::kPrimary) {
     if (v.serving) {
       done({true, PromoteResult::kOk, ""});
@@ -1436,6 +1478,11 @@ void Engine::IoThread::StartActivation(const std::string& key, bool force, Activ
     return;
   }
   StartElection(key, /*force=*/false, 0, /*takeover=*/force);
+  if (vs.election && force) {
+    const auto& st = opt_.cluster.settings;
+    vs.election->takeover_until =
+        clock_.Now() + milliseconds(st.peer_expiry_ms + 2 * st.heartbeat_interval_ms);
+  }
   if (vs.election) {
     vs.election->waiters.push_back(std::move(done));
   } else {

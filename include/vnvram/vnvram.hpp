@@ -20,17 +20,21 @@
 //
 // Region address and reconnects. The region is mapped from the backend's
 // grants. When the backend restarts (it goes back to InitWait with new
-// grants) the Device re-handshakes inside whichever call notices it and
-// maps the new grants, usually at a new address: generation() then grows by
-// one and region() returns the new span. Requests in flight are not lost:
-// for each PERSIST (every byte, for a FLUSH) the bytes are copied from the
-// old mapping into the new one and the request is re-issued on the new
-// ring; copy-mode READ/WRITE and GET_INFO are re-issued as they were. If no
-// connection comes back before the call's deadline they fail with
-// kUnavailable. The generation changes only inside a Device call; a span
-// obtained before the change stays mapped (stores to it are harmless but no
-// longer reach the device) until close() or eight later re-maps. Callers
-// that cache the span compare generation() after each call.
+// grants) or the Device fails over to another path, it maps the new grants,
+// usually at a new address: generation() then grows by one and region()
+// returns the new span. The caller's view is carried over: every byte of
+// the old mapping (persisted or not) is copied into the new one before
+// anything is issued there, then what was in flight is re-issued. If no
+// connection comes back before the call's deadline the requests fail with
+// kUnavailable. The generation changes only inside a Device call (a
+// failover the background thread runs switches the mapping in the next
+// call, region() included), so stores made to a span before a call are
+// never lost by a switch during it. A span obtained before the change
+// stays mapped (stores to it are harmless but no longer reach the device)
+// until close() or eight later re-maps. Callers that cache the span compare
+// generation() after each call; in a program where several threads store,
+// a thread storing while another thread's call switches must redo its
+// stores into the new span before persisting them.
 #pragma once
 
 #include <chrono>
@@ -64,7 +68,7 @@ struct OpenOptions {
   // to go to, fails the path over (reason ring-timeout).
   std::chrono::milliseconds path_timeout{2000};
   // How long a probe of a suspect active path may take.
-  std::chrono::milliseconds probe_timeout{100};
+  std::chrono::milliseconds probe_timeout{30};
   // Budget of an automatic failover.
   std::chrono::milliseconds failover_timeout{10000};
 };
@@ -118,7 +122,8 @@ class Device {
   Device(const Device&) = delete;
   Device& operator=(const Device&) = delete;
 
-  // The mapped region (empty once closed). See "Region address" above.
+  // The mapped region (empty once close()d or failed; after a detach by the
+  // toolstack, the last mapping until close()). See "Region address" above.
   std::span<std::byte> region();
   uint64_t generation() const;
   uint64_t size() const;

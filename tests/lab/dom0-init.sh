@@ -15,6 +15,8 @@
 # With vnvlab_mode=pair on the kernel command line this dom0 is one of the
 # two hosts of the two-host lab: after the toolstack it runs
 # tests/lab/two-host.sh (/lab/two-host.sh) instead of the scenarios below.
+# The single-VM scenarios end with tests/lab/driver-domain.sh
+# (/lab/driver-domain.sh): a driver domain serving a guest, and multipath.
 #
 # Guests report through their own xenstore directory
 # (/local/domain/G/data/lab-*); dom0 hands them values and go signals the
@@ -132,12 +134,14 @@ save_logs() {
 }
 
 finish() {
-  if [ -n "${VNVRAMD_PID:-}" ] && kill -0 "$VNVRAMD_PID" 2>/dev/null; then
-    kill -TERM "$VNVRAMD_PID"
+  # vnvramd, and the witness of the driver-domain lab (vnvramd --replica-only).
+  for p in ${VNVRAMD_PID:-} ${WITNESS_PID:-}; do
+    kill -0 "$p" 2>/dev/null || continue
+    kill -TERM "$p"
     i=0
-    while kill -0 "$VNVRAMD_PID" 2>/dev/null && [ $i -lt 60 ]; do sleep 0.5; i=$((i + 1)); done
-    info "vnvramd stopped"
-  fi
+    while kill -0 "$p" 2>/dev/null && [ $i -lt 60 ]; do sleep 0.5; i=$((i + 1)); done
+    info "vnvramd (pid $p) stopped"
+  done
   save_logs
   mark "done uptime=$(up)"
   poweroff -f
@@ -150,7 +154,7 @@ create() {
   cat >"/tmp/$1.cfg" <<EOF
 name = "$1"
 type = "pv"
-kernel = "/guest/vmlinuz"
+kernel = "/guest/kernel"
 ramdisk = "/guest/initrd.cpio.gz"
 extra = "console=hvc0 rdinit=/init loglevel=4 vnvlab_role=$2 vnvlab_records=$RECORDS vnvlab_more=$MORE"
 memory = $3
@@ -234,6 +238,14 @@ else
 fi
 T_UNPAUSE=$(up)
 xl unpause lab-writer1
+
+# The driver-domain lab (tests/lab/driver-domain.sh): its vif, its witness
+# and the driver domain itself start now and boot while the scenarios below
+# run (xl serialises domain creation: the writer guest is created already);
+# dd_run at the end runs its scenarios.
+# shellcheck source=driver-domain.sh
+. /lab/driver-domain.sh
+dd_early
 
 PLAT=$(get_wait "$W1" platform $STEP) || PLAT="no report within ${STEP}s"
 case $PLAT in
@@ -328,5 +340,8 @@ case "$RH|$HF|$ALIVE|$R2" in
   *) fail hostile-fence "hostile: $RH;$HF; vnvramd alive=$ALIVE; victim: $R2" ;;
 esac
 timing guest2-first-persist-after-attack "$(xenstore-read "/local/domain/$W2/data/lab-first" 2>/dev/null)"
+
+# ------------- 6. a driver domain serving a guest (tests/lab/driver-domain.sh)
+dd_run
 
 finish

@@ -170,6 +170,101 @@ repl_verifier() {
   fi
 }
 
+# Driver-domain lab (driver-domain.sh): device 1 is served by the driver
+# domain's vnvramd. After dom0's go (that backend primary and serving),
+# persist RECORDS records and verify them. Then the multipath phases
+# (mp_writer; data/lab-mp-go1 "skip" ends them).
+drv_guest() {
+  if ! wait_key data/lab-go $STEP >/dev/null; then
+    put result "FAIL no go from dom0"
+    return
+  fi
+  vnvram-guest-demo --platform xen --devid 1 --timeout-ms 60000 write --count "$RECORDS" \
+    >/tmp/dwrite.out 2>&1
+  rc=$?
+  grep -v '^persisted' /tmp/dwrite.out
+  put open "$(grep -m1 '^open' /tmp/dwrite.out)"
+  put first "$(grep -m1 '^persisted' /tmp/dwrite.out)"
+  done_line=$(grep '^done' /tmp/dwrite.out)
+  if [ $rc -ne 0 ] || [ -z "$done_line" ]; then
+    put result "FAIL write on device 1 rc=$rc: $(tail -n 2 /tmp/dwrite.out | tr '\n' ' ')"
+  elif run_logged /tmp/dverify.out vnvram-guest-demo --platform xen --devid 1 --timeout-ms 60000 \
+    verify --count "$RECORDS"; then
+    put result "PASS $done_line; $(tail -n 1 /tmp/dverify.out)"
+  else
+    put result "FAIL verify on device 1: $(tail -n 2 /tmp/dverify.out | tr '\n' ' ')"
+  fi
+  mp_writer
+}
+
+# multipath-failover (driver-domain.sh; issue 6): continuous workloads on
+# the volume dom0 names, opened by its UUID (every path of it). Phase N
+# starts on data/lab-mp-goN = "go UUID FROM" (anything else ends them):
+# records FROM.. are written and persisted, the last acknowledged one is
+# reported in data/lab-mp-acked until dom0 writes data/lab-mp-stopN; then
+# every record 0..last is verified and the outcome goes to
+# data/lab-mp-resultN.
+mp_writer() {
+  phase=0
+  while :; do
+    phase=$((phase + 1))
+    V=$(wait_key "data/lab-mp-go$phase" 600) || {
+      say "no multipath go $phase from dom0"
+      return
+    }
+    case $V in "go "*) ;; *) return ;; esac
+    # shellcheck disable=SC2086 # "go UUID FROM"
+    set -- $V
+    MVOL=$2
+    FROM=$3
+    out=/tmp/mp$phase.out
+    vnvram-guest-demo --platform xen --volume "$MVOL" --timeout-ms 120000 write --from "$FROM" \
+      --count $((60000 - FROM)) >"$out" 2>&1 &
+    pid=$!
+    last=$((FROM - 1))
+    now
+    end=$((NOW + 900))
+    while :; do
+      line=$(tail -n 3 "$out" | grep '^persisted' | tail -n 1)
+      # shellcheck disable=SC2086 # "persisted N gen=G us=U"
+      [ -n "$line" ] && set -- $line && [ "$2" != "$last" ] && last=$2 && put mp-acked "$last"
+      xenstore-read "data/lab-mp-stop$phase" >/dev/null 2>&1 && break
+      kill -0 $pid 2>/dev/null || break
+      now
+      [ "$NOW" -lt "$end" ] || break
+      sleep 0.3
+    done
+    stopped=no
+    if kill -0 $pid 2>/dev/null; then
+      kill $pid
+      stopped=yes
+    fi
+    wait $pid
+    rc=$?
+    grep -v '^persisted' "$out"
+    last=$(grep '^persisted' "$out" | tail -n 1 | cut -d' ' -f2)
+    [ -n "$last" ] || last=$((FROM - 1))
+    put mp-acked "$last"
+    # The persists that spanned a path switch (the first after each
+    # "remapped" line), and the slowest.
+    spans=$(awk '/^remapped/ { r = 1; next } r && /^persisted/ { sub(/.*us=/, ""); printf "%s ", $0; r = 0 }' "$out")
+    slowest=$(grep '^persisted' "$out" | sed 's/.*us=//' | sort -n | tail -n 1)
+    n=$(grep -c '^persisted' "$out")
+    if [ $stopped != yes ]; then
+      put "mp-result$phase" "FAIL the writer ended by itself (rc $rc) after record $last: $(tail -n 2 "$out" | tr '\n' ' ')"
+    elif grep -q '^error' "$out"; then
+      put "mp-result$phase" "FAIL the writer saw an error: $(grep -m1 '^error' "$out")"
+    elif [ "$n" -eq 0 ]; then
+      put "mp-result$phase" "FAIL nothing acknowledged"
+    elif run_logged "/tmp/mpverify$phase.out" vnvram-guest-demo --platform xen --volume "$MVOL" \
+      --timeout-ms 60000 verify --count $((last + 1)); then
+      put "mp-result$phase" "PASS records $FROM..$last acknowledged ($n), all $((last + 1)) verified ($(tail -n 1 "/tmp/mpverify$phase.out")); remaps: $(grep -c '^remapped' "$out"), persists across them: ${spans:-none} us; slowest persist ${slowest:-?} us"
+    else
+      put "mp-result$phase" "FAIL verify of records 0..$last: $(tail -n 2 "/tmp/mpverify$phase.out" | tr '\n' ' ')"
+    fi
+  done
+}
+
 # must_fail WHAT CMD...: an isolation check; counts passes and failures.
 must_fail() {
   _what=$1
@@ -256,6 +351,7 @@ case $ROLE in
   hostile) hostile ;;
   repl-writer) repl_writer ;;
   repl-verifier) repl_verifier ;;
+  drv-guest) drv_guest ;;
   *) say "unknown role '$ROLE'" ;;
 esac
 say "finished, uptime $(cut -d' ' -f1 /proc/uptime)"

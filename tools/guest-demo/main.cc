@@ -4,10 +4,12 @@
 // event on stdout, flushed, so a parent process can follow it:
 //
 //   vnvram-guest-demo [--platform SPEC] [--devid N] write --from A --count C
-//                     [--batch B] [--pause-after K]
+//                     [--batch B] [--pause-after K] [--pause-mapped K]
 //       "open gen=G size=S"; "persisted <seq> gen=<G> us=<latency>" per
 //       acknowledged record; with --pause-after, "paused <seq>" and waits
-//       for a line on stdin; "remapped gen=<G>" after a backend restart;
+//       for a line on stdin; with --pause-mapped, "mapped <seq>" once it
+//       holds region() for record from+K, before storing it, and waits for
+//       a line on stdin; "remapped gen=<G>" after a backend restart;
 //       "done records=C p50_us=.. max_us=.. gen=G".
 //   vnvram-guest-demo ... verify --count C [--copy-mode]
 //       "verified C" or "bad <seq>: <why>" (exit 1).
@@ -51,7 +53,7 @@ uint64_t NowUs() {
 }
 
 int Write(vnvram::Device& dev, uint64_t from, uint64_t count, uint64_t batch,
-          std::optional<uint64_t> pause_after) {
+          std::optional<uint64_t> pause_after, std::optional<uint64_t> pause_mapped) {
   const uint64_t cap = vnvram::demo::RecordCapacity(dev.size());
   if (from + count > cap) {
     return Fail("write",
@@ -67,12 +69,24 @@ int Write(vnvram::Device& dev, uint64_t from, uint64_t count, uint64_t batch,
     const uint64_t n = std::min(batch, from + count - seq);
     const uint64_t t0 = NowUs();
     std::span<std::byte> region = dev.region();
+    if (pause_mapped && seq - from <= *pause_mapped && *pause_mapped < seq - from + n) {
+      // The span in hand, nothing stored yet: whatever happens to the
+      // device now (a failover, say) must not lose the stores that follow.
+      Line("mapped " + std::to_string(from + *pause_mapped));
+      std::string ignored;
+      std::getline(std::cin, ignored);
+    }
+    if (region.size() < vnvram::demo::RecordOffset(seq + n)) {
+      return Fail("write",
+                  dev.error().ok() ? Status::Unavailable("the region is not mapped") : dev.error());
+    }
     for (uint64_t i = 0; i < n; ++i) {
       const uint64_t s = seq + i;
       vnvram::demo::EncodeRecord(
           s, static_cast<uint64_t>(vnvram::SystemClock::Instance().WallNow().count()), writer,
           region.subspan(vnvram::demo::RecordOffset(s), kRecordSize));
     }
+
     Status st;
     if (n == 1) {
       st = dev.persist(vnvram::demo::RecordOffset(seq), kRecordSize);
@@ -159,12 +173,18 @@ int Main(int argc, char** argv) {
   std::string volume;
   app.add_option("--volume", volume, "open the device of this volume UUID instead of --devid");
   app.add_option("--timeout-ms", timeout_ms, "handshake and request deadline (default 10000)");
-  std::string from = "0", count, batch = "1", pause_after;
+  std::string log_level = "warn";
+  app.add_option("--log-level", log_level,
+                 "libvnvram's log on stderr: trace, debug, info, warn "
+                 "(default), error or off");
+  std::string from = "0", count, batch = "1", pause_after, pause_mapped;
   CLI::App* write = app.add_subcommand("write", "write and persist records");
   write->add_option("--from", from, "first record number");
   write->add_option("--count", count, "records to write")->required();
   write->add_option("--batch", batch, "records per batch (persist_async + drain)");
   write->add_option("--pause-after", pause_after, "pause after this many; wait for a stdin line");
+  write->add_option("--pause-mapped", pause_mapped,
+                    "pause before storing record from+K (region() in hand); wait for a stdin line");
   std::string vcount;
   bool copy_mode = false;
   CLI::App* verify = app.add_subcommand("verify", "check records 0..count-1");
@@ -176,7 +196,9 @@ int Main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  vnvram::log::Init("vnvram-guest-demo", vnvram::log::Level::kWarn);
+  auto level = vnvram::log::ParseLevel(log_level);
+  if (!level.ok()) return Fail("arguments", level.status());
+  vnvram::log::Init("vnvram-guest-demo", *level);
 
   vnvram::OpenOptions o;
   o.platform = platform;
@@ -208,7 +230,13 @@ int Main(int argc, char** argv) {
       if (!p.ok()) return Fail("arguments", p.status());
       pause = *p;
     }
-    rc = Write(**dev, *f, *c, *b, pause);
+    std::optional<uint64_t> mapped;
+    if (!pause_mapped.empty()) {
+      auto p = vnvram::ParseU64(pause_mapped, "--pause-mapped");
+      if (!p.ok()) return Fail("arguments", p.status());
+      mapped = *p;
+    }
+    rc = Write(**dev, *f, *c, *b, pause, mapped);
   } else if (verify->parsed()) {
     auto c = vnvram::ParseU64(vcount, "--count");
     if (!c.ok()) return Fail("arguments", c.status());

@@ -1,0 +1,239 @@
+// Multipath and failover, black box: one simulated host, a guest (domain 1)
+// with two paths to one volume (path 0 through dom0's vnvramd "a0", path 1
+// through driver domain 2's vnvramd "a1"), and a third member of the
+// volume's replica group ("w", domain 3, serving no path). Real processes
+// over real sockets: vnvram-xenstored, three vnvramd, vnvram-guest-demo as
+// the guest's workload, nvram-tool as the operator. Every case checks the
+// bytes: each record the writer saw acknowledged is verified afterwards by
+// a fresh guest process.
+#define BOOST_TEST_MODULE multipath_system
+#include <signal.h>
+
+#include <boost/test/unit_test.hpp>
+#include <string>
+
+#include "tests/multipath_host.h"
+
+namespace vnvram {
+namespace {
+
+using testing::ChildProcess;
+using testing::kClusterWait;
+using testing::LastPersisted;
+using testing::MultipathHost;
+using testing::MultipathSpec;
+namespace mp = schema::mp;
+namespace rk = schema::repl;
+namespace fe = schema::fe;
+
+// Starts every vnvramd, waits for a0 to lead with both others in sync and
+// attaches the two paths (path 0 preferred).
+void StartHealthy(MultipathHost& h) {
+  h.StartAll();
+  h.WaitHealthy("a0");
+  h.Attach(0, 0, 2);
+  h.Attach(1, 2, 1);
+}
+
+// The outcome keys of the last failover, for messages.
+std::string Outcome(MultipathHost& h) {
+  std::string s;
+  for (std::string_view k :
+       {mp::kFailoverState, mp::kFailoverCompleted, mp::kFailoverResult, mp::kFailoverReason,
+        mp::kFailoverFrom, mp::kFailoverTo, mp::kFailoverDurationUs, mp::kFailoverMessage}) {
+    s += std::string(k) + "=" + h.Mp(k) + " ";
+  }
+  return s;
+}
+
+// The end of a long transcript, for messages.
+std::string Tail(const std::string& s) {
+  return s.size() > 3000 ? "...\n" + s.substr(s.size() - 3000) : s;
+}
+
+// Reads the writer's output to its end (it blocks on a full pipe
+// otherwise) and reaps it; its exit code, or -1 when it did not finish.
+int Finish(ChildProcess& g) {
+  const Deadline d(SystemClock::Instance(), kClusterWait);
+  for (;;) {
+    auto line = g.NextLine(std::chrono::duration_cast<std::chrono::milliseconds>(d.Remaining()));
+    if (!line.ok()) break;  // EOF (exited) or the deadline
+  }
+  auto rc = g.Wait(std::chrono::milliseconds(5000));
+  return rc.ok() ? *rc : -1;
+}
+
+// A fresh guest process verifies records [0, count).
+void VerifyAll(MultipathHost& h, int64_t count) {
+  std::string out;
+  BOOST_TEST(h.RunGuest({"verify", "--count", std::to_string(count)}, &out) == 0, out << h.Logs());
+}
+
+BOOST_AUTO_TEST_CASE(OpenChoosesThePrimarysPathAndKeepsTheOtherStandby) {
+  MultipathHost h(MultipathSpec{});
+  StartHealthy(h);
+  auto g = h.Guest({"write", "--count", "20", "--pause-after", "10"});
+  BOOST_TEST_REQUIRE(g->WaitForLine("paused 9", kClusterWait).ok(), g->transcript());
+  BOOST_TEST(h.WaitFor("the multipath state published", [&] {
+    return h.Mp(mp::kActivePath) == "0" && h.Mp(mp::kStatus) == mp::kStatusOptimal &&
+           h.PathRole(0) == fe::kPathRoleActive && h.PathRole(1) == fe::kPathRoleStandby;
+  }));
+  BOOST_TEST(h.Mp(mp::kEpoch) == h.Repl("a0", rk::kEpoch));
+  BOOST_TEST_REQUIRE(g->WriteStdin("go\n").ok());
+  BOOST_TEST(Finish(*g) == 0, g->transcript());
+  VerifyAll(h, 20);
+}
+
+// The first test: kill -9 of the active backend under a continuous
+// persist workload; the guest carries on over path 1 and every record it
+// saw acknowledged is there.
+BOOST_AUTO_TEST_CASE(KillOfTheActiveBackendUnderLoadLosesNothing) {
+  MultipathHost h(MultipathSpec{});
+  StartHealthy(h);
+  auto g = h.Guest({"write", "--count", "3000"});
+  BOOST_TEST_REQUIRE(g->WaitForLine("persisted 500 ", kClusterWait).ok(), g->transcript());
+  h.Kill("a0");
+  const int rc = Finish(*g);
+  BOOST_TEST_REQUIRE(rc == 0, Tail(g->transcript()) << Outcome(h) << h.Logs());
+  BOOST_TEST(LastPersisted(g->transcript()) == 2999);
+  BOOST_TEST(g->transcript().find("remapped") != std::string::npos, g->transcript());
+  BOOST_TEST_REQUIRE(h.WaitFor("the failover reported",
+                               [&] {
+                                 return h.Mp(mp::kFailoverState) == mp::kFailoverStateDone &&
+                                        h.Mp(mp::kFailoverCompleted) == "0";
+                               }),
+                     Outcome(h));
+  BOOST_TEST(h.Mp(mp::kFailoverResult) == mp::kFailoverResultOk, Outcome(h));
+  BOOST_TEST(h.Mp(mp::kFailoverFrom) == "0");
+  BOOST_TEST(h.Mp(mp::kFailoverTo) == "1");
+  BOOST_TEST(h.Mp(mp::kActivePath) == "1");
+  BOOST_TEST(h.Repl("a1", rk::kRole) == rk::kRolePrimary);
+  BOOST_TEST_MESSAGE("failover after kill -9 of the active backend: "
+                     << h.Mp(mp::kFailoverDurationUs) << " us (reason " << h.Mp(mp::kFailoverReason)
+                     << ")");
+  VerifyAll(h, 3000);
+}
+
+// Operator failover both ways while the guest writes.
+BOOST_AUTO_TEST_CASE(OperatorFailoverBothWaysUnderLoad) {
+  MultipathHost h(MultipathSpec{});
+  StartHealthy(h);
+  auto g = h.Guest({"write", "--count", "4000"});
+  BOOST_TEST_REQUIRE(g->WaitForLine("persisted 300 ", kClusterWait).ok(), g->transcript());
+  auto to1 = h.Tool({"failover", "1", h.volume(), "--to", "1", "--timeout", "20"});
+  BOOST_TEST_REQUIRE(to1.exit_code == 0, to1.out << Outcome(h) << h.Logs());
+  BOOST_TEST(to1.out.find("0 -> 1") != std::string::npos, to1.out);
+  BOOST_TEST_MESSAGE("operator failover 0 -> 1: " << to1.out);
+  BOOST_TEST(h.Repl("a1", rk::kRole) == rk::kRolePrimary);
+  h.WaitHealthy("a1");
+  auto to0 = h.Tool({"failover", "1", "0", "--to", "0", "--timeout", "20", "--json"});
+  BOOST_TEST_REQUIRE(to0.exit_code == 0, to0.out << Outcome(h) << h.Logs());
+  auto j = nlohmann::json::parse(to0.out, nullptr, false);
+  BOOST_TEST_REQUIRE(!j.is_discarded(), to0.out);
+  BOOST_TEST_MESSAGE("operator failover 1 -> 0: " << to0.out);
+  BOOST_TEST(h.Repl("a0", rk::kRole) == rk::kRolePrimary);
+  const int rc = Finish(*g);
+  BOOST_TEST_REQUIRE(rc == 0, Tail(g->transcript()) << h.Logs());
+  BOOST_TEST(LastPersisted(g->transcript()) == 3999);
+  VerifyAll(h, 4000);
+}
+
+// An operator failover served by libvnvram's monitor thread while the
+// guest holds region() and is about to store a record: the switch of the
+// mapping waits for the guest's next call, so the stores go to the mapping
+// that call carries over and the persist makes them durable on the new
+// path (docs/multipath.md, "The caller's mapping").
+BOOST_AUTO_TEST_CASE(FailoverBetweenRegionAndTheStoresKeepsThem) {
+  MultipathHost h(MultipathSpec{});
+  StartHealthy(h);
+  auto g = h.Guest({"write", "--count", "100", "--pause-mapped", "50"});
+  BOOST_TEST_REQUIRE(g->WaitForLine("mapped 50", kClusterWait).ok(), g->transcript());
+  auto r = h.Tool({"failover", "1", h.volume(), "--to", "1", "--timeout", "20"});
+  BOOST_TEST_REQUIRE(r.exit_code == 0, r.out << Outcome(h) << h.Logs());
+  BOOST_TEST(h.Repl("a1", rk::kRole) == rk::kRolePrimary);
+  BOOST_TEST_REQUIRE(g->WriteStdin("go\n").ok());
+  const int rc = Finish(*g);
+  BOOST_TEST_REQUIRE(rc == 0, Tail(g->transcript()) << h.Logs());
+  BOOST_TEST(g->transcript().find("remapped") != std::string::npos, g->transcript());
+  VerifyAll(h, 100);
+}
+
+// Without a majority (two of three members down) a failover is refused,
+// automatic or by the operator; the writer learns that its persist failed;
+// nothing it saw acknowledged is lost once the operator forces the one
+// member that holds everything (the crashed ones' copies do not vouch).
+BOOST_AUTO_TEST_CASE(FailoverWithoutAMajorityIsRefused) {
+  MultipathHost h(MultipathSpec{});
+  StartHealthy(h);
+  auto g = h.Guest({"write", "--count", "400", "--pause-after", "200"});
+  BOOST_TEST_REQUIRE(g->WaitForLine("paused 199", kClusterWait).ok(), g->transcript());
+  h.Kill("w");
+  h.Kill("a0");
+  // The idle guest notices (a1 reports the primary unreachable), tries a1
+  // and is refused: a1 alone is no majority.
+  BOOST_TEST_REQUIRE(
+      h.WaitFor("the automatic failover refused",
+                [&] { return h.Mp(mp::kFailoverState) == mp::kFailoverStateFailed; }),
+      Outcome(h));
+  BOOST_TEST(h.Mp(mp::kFailoverResult) == mp::kFailoverResultNoMajority, Outcome(h));
+  BOOST_TEST(h.Mp(mp::kStatus) == mp::kStatusFailed);
+  BOOST_TEST(h.Repl("a1", rk::kRole) != rk::kRolePrimary);
+  auto op = h.Tool({"failover", "1", h.volume(), "--to", "1", "--force", "--timeout", "20"});
+  BOOST_TEST(op.exit_code == 1, op.out);
+  BOOST_TEST(op.out.find("no-majority") != std::string::npos, op.out);
+  BOOST_TEST_MESSAGE("refused: " << op.out);
+  // The writer goes on and is told its persist failed.
+  BOOST_TEST_REQUIRE(g->WriteStdin("go\n").ok());
+  BOOST_TEST(Finish(*g) == 1, Tail(g->transcript()));
+  BOOST_TEST(g->transcript().find("error persist of record 200") != std::string::npos,
+             Tail(g->transcript()));
+  // The members come back; the operator forces a1, which holds everything.
+  h.Start("w");
+  h.Start("a0");
+  auto p = h.Tool(
+      {"promote", "--volume", h.volume(), "--backend", "2", "--force", "--timeout-ms", "20000"});
+  BOOST_TEST_REQUIRE(p.exit_code == 0, p.out << h.Logs());
+  h.WaitHealthy("a1");
+  VerifyAll(h, 200);
+}
+
+// A backend that keeps dying and coming back: every time the active one is
+// killed (once its group is in sync again), the guest fails over; nothing
+// acknowledged is lost or corrupted.
+BOOST_AUTO_TEST_CASE(FlappingBackendsLoseNothing) {
+  MultipathHost h(MultipathSpec{});
+  StartHealthy(h);
+  auto g = h.Guest({"write", "--count", "16000"});
+  BOOST_TEST_REQUIRE(g->WaitForLine("persisted 100 ", kClusterWait).ok(), g->transcript());
+  std::string active = "a0";
+  for (int round = 0; round < 4; ++round) {
+    h.WaitHealthy(active);
+    const int64_t before = LastPersisted(g->transcript());
+    h.Kill(active);
+    const std::string next = active == "a0" ? "a1" : "a0";
+    // The guest goes on: a hundred more records after the kill.
+    BOOST_TEST_REQUIRE(
+        g->WaitForLine("persisted " + std::to_string(before + 100) + " ", kClusterWait).ok(),
+        Tail(g->transcript()) << h.Logs());
+    const std::string to = next == "a0" ? "0" : "1";
+    BOOST_TEST(h.WaitFor("the failover to " + next + " reported",
+                         [&] {
+                           return h.Mp(mp::kFailoverTo) == to &&
+                                  h.Mp(mp::kFailoverState) == mp::kFailoverStateDone &&
+                                  h.Repl(next, rk::kRole) == rk::kRolePrimary;
+                         }),
+               Outcome(h));
+    BOOST_TEST_MESSAGE("round " << round << ": killed " << active << ", failover in "
+                                << h.Mp(mp::kFailoverDurationUs) << " us");
+    h.Start(active);  // back as a replica; resynchronised
+    active = next;
+  }
+  BOOST_TEST_REQUIRE(g->Kill().ok());
+  (void)Finish(*g);
+  const int64_t acked = LastPersisted(g->transcript());
+  BOOST_TEST(acked > 400);
+  VerifyAll(h, acked + 1);
+}
+
+}  // namespace
+}  // namespace vnvram
