@@ -233,6 +233,7 @@ class MultipathHost {
     return ok;
   }
 
+  std::string BackendLog(const std::string& id) { return ReadWholeFile(backend(id).log_path); }
   std::string Logs() {
     std::string all;
     for (auto& b : backends_) {

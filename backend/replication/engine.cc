@@ -106,7 +106,8 @@ class Engine::IoThread {
   // `takeover`: proposals carry kFlagTakeover (a voter that is or reaches
   // a live primary refuses).
   void StartElection(const std::string& vol, bool force, uint64_t request, bool takeover = false);
-  void StartActivation(const std::string& vol, bool force, ActivateCallback done);
+  void StartActivation(const std::string& vol, bool force, ActivateCallback done,
+                       bool lease_waited = false);
 
  private:
   struct Peer {
@@ -180,6 +181,10 @@ class Engine::IoThread {
     bool force = false;
     ActivateCallback done;
     Nanos since{0};
+    // Forced while the followed primary still looks alive from here: wait
+    // until then for its session to expire (a destroyed domain sends no
+    // FIN), and refuse if it is still reachable.
+    Nanos lease_until{0};
   };
   struct VolumeState {
     std::shared_ptr<VolumeReplica> replica;
@@ -1103,6 +1108,10 @@ void Engine::IoThread::StartResync(VolumeState& vs, const std::string& host, Tra
   t.chunks.clear();
   if (dirty) {
     t.chunks = std::move(*dirty);
+    // At least one chunk: the replica enters this epoch's resync with it
+    // (its copy may be of an older epoch), so the REPLICATEs sent from now
+    // on land on top and RESYNC_DONE makes the copy this epoch's.
+    if (t.chunks.empty()) t.chunks.push_back(0);
   } else {
     t.chunks.resize(vs.replica->ChunkCount(chunk));
     for (uint32_t i = 0; i < t.chunks.size(); ++i) t.chunks[i] = i;
@@ -1250,7 +1259,18 @@ void Engine::IoThread::Tick() {
         }
       }
     }
-    if (vs.deferred && !vs.election && !CatchingUp(vs, v)) {
+    if (vs.deferred && vs.deferred->lease_until != Nanos{0}) {
+      const Peer* p = vs.primary_host.empty() ? nullptr : FindPeer(vs.primary_host);
+      const bool alive = p != nullptr && p->up;
+      if (!vs.election && (!alive || now >= vs.deferred->lease_until)) {
+        DeferredActivation d = std::move(*vs.deferred);
+        vs.deferred.reset();
+        if (!alive) {
+          spdlog::info("volume {}: the primary is gone: activating", vs.replica->entry().name);
+        }
+        StartActivation(key, d.force, std::move(d.done), /*lease_waited=*/true);
+      }
+    } else if (vs.deferred && !vs.election && !CatchingUp(vs, v)) {
       DeferredActivation d = std::move(*vs.deferred);
       vs.deferred.reset();
       spdlog::info("volume {}: copy up to date: activating", vs.replica->entry().name);
@@ -1369,8 +1389,10 @@ void Engine::IoThread::CheckElection(const std::string& key, VolumeState& vs, bo
 void Engine::IoThread::BecomePrimary(const std::string& key, VolumeState& vs) {
   (void)key;
   Election& el = *vs.election;
+  const VolumeView before = vs.replica->View();
   vs.replica->BecomePrimary(el.epoch,
                             el.force && el.accepts.size() + 1 < vs.replica->entry().majority());
+  const uint64_t base = vs.replica->View().content_seq;
   Follow(vs, opt_.host_id);
   el.adopting = false;
   el.confirming = true;
@@ -1382,6 +1404,15 @@ void Engine::IoThread::BecomePrimary(const std::string& key, VolumeState& vs) {
     Track t;
     const Peer* p = FindPeer(h);
     t.state = p != nullptr && p->up ? ReplicaLinkState::kOutdated : ReplicaLinkState::kDown;
+    // A voter that accepted with exactly the copy this host now serves
+    // (voters accept only while they vouch, and hold still once they
+    // promised) needs only what changes from here: a dirty-chunk resync
+    // from the base, not a full copy (a planned handover stays quick).
+    auto a = el.accepts.find(h);
+    if (a != el.accepts.end() && base == before.content_seq &&
+        a->second == std::make_pair(before.content_epoch, before.content_seq)) {
+      t.since = base;
+    }
     vs.tracks.emplace(h, t);
   }
   dirty_ = true;
@@ -1422,7 +1453,8 @@ bool Engine::IoThread::CatchingUp(const VolumeState& vs, const VolumeView& v) co
   return it != peers_.end() && it->second.out_session && it->second.up;
 }
 
-void Engine::IoThread::StartActivation(const std::string& key, bool force, ActivateCallback done) {
+void Engine::IoThread::StartActivation(const std::string& key, bool force, ActivateCallback done,
+                                       bool lease_waited) {
   auto it = vstate_.find(key);
   if (it == vstate_.end()) {
     done({true, PromoteResult::kNotReplica, "this host does not replicate volume " + key});
@@ -1454,13 +1486,30 @@ void Engine::IoThread::StartActivation(const std::string& key, bool force, Activ
   if (!vs.primary_host.empty() && vs.primary_host != opt_.host_id) {
     const Peer* p = FindPeer(vs.primary_host);
     const bool reachable = p != nullptr && p->out_session && p->up;
+    // Heard from within peer-expiry, even while the session re-opens.
+    const bool alive = p != nullptr && p->up;
     if (!force && !reachable) {
       done({true, PromoteResult::kError,
             "the primary " + vs.primary_host +
                 " is unreachable: fail over with force (the majority rule still applies)"});
       return;
     }
-    if (force && reachable) {
+    if (force && alive && !lease_waited) {
+      // The frontend (or the operator) saw it die; this host may not have
+      // yet: its heartbeats expire within peer-expiry.
+      const auto& st = opt_.cluster.settings;
+      if (vs.deferred) {
+        vs.deferred->done({true, PromoteResult::kSuperseded, "a newer activation replaced it"});
+      }
+      vs.deferred = DeferredActivation{
+          force, std::move(done), clock_.Now(),
+          clock_.Now() + milliseconds(st.peer_expiry_ms + 2 * st.heartbeat_interval_ms)};
+      spdlog::info("volume {}: forced activation waits up to {} ms for the primary {} to expire",
+                   vs.replica->entry().name, st.peer_expiry_ms + 2 * st.heartbeat_interval_ms,
+                   vs.primary_host);
+      return;
+    }
+    if (force && alive) {
       done({true, PromoteResult::kError,
             "the primary " + vs.primary_host +
                 " is alive and reachable from here: fail over without force"});

@@ -65,8 +65,12 @@ struct OpenOptions {
   // Ring pages = 2^order, capped by the backend's max-ring-page-order.
   uint32_t ring_page_order = 2;
   // A request unanswered this long on the active path, with another path
-  // to go to, fails the path over (reason ring-timeout).
-  std::chrono::milliseconds path_timeout{2000};
+  // to go to, fails the path over (reason ring-timeout). Longer than the
+  // backend's replicated-persist timeout (vnvramd --persist-timeout-ms, 5 s
+  // by default), so that a primary waiting for a slow replica is not
+  // failed over; a dead backend is noticed sooner (its xenstore state, a
+  // standby's primary-link=down and a probe).
+  std::chrono::milliseconds path_timeout{6000};
   // How long a probe of a suspect active path may take.
   std::chrono::milliseconds probe_timeout{30};
   // Budget of an automatic failover.

@@ -218,7 +218,10 @@ mp_writer() {
     MVOL=$2
     FROM=$3
     out=/tmp/mp$phase.out
-    vnvram-guest-demo --platform xen --volume "$MVOL" --timeout-ms 120000 write --from "$FROM" \
+    # The path timeout above vnvramd's persist timeout here (30 s: TCG):
+    # a slow primary is not a dead one; xl destroy is noticed in xenstore.
+    vnvram-guest-demo --platform xen --volume "$MVOL" --timeout-ms 120000 \
+      --path-timeout-ms 40000 write --from "$FROM" \
       --count $((60000 - FROM)) >"$out" 2>&1 &
     pid=$!
     last=$((FROM - 1))

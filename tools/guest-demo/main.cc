@@ -4,15 +4,22 @@
 // event on stdout, flushed, so a parent process can follow it:
 //
 //   vnvram-guest-demo [--platform SPEC] [--devid N] write --from A --count C
-//                     [--batch B] [--pause-after K] [--pause-mapped K]
+//                     [--batch B] [--pause-after K] [--pause-mapped K] [--timestamps]
 //       "open gen=G size=S"; "persisted <seq> gen=<G> us=<latency>" per
 //       acknowledged record; with --pause-after, "paused <seq>" and waits
 //       for a line on stdin; with --pause-mapped, "mapped <seq>" once it
 //       holds region() for record from+K, before storing it, and waits for
 //       a line on stdin; "remapped gen=<G>" after a backend restart;
-//       "done records=C p50_us=.. max_us=.. gen=G".
+//       "done records=C p50_us=.. max_us=.. gen=G". With --timestamps,
+//       each "persisted" and "remapped" line ends in " t_us=<T>": the wall
+//       clock (CLOCK_REALTIME, microseconds since the Unix epoch) when the
+//       persist returned, so that another process can time events against
+//       it (bench/failover-bench.sh).
 //   vnvram-guest-demo ... verify --count C [--copy-mode]
 //       "verified C" or "bad <seq>: <why>" (exit 1).
+//   vnvram-guest-demo ... fill --offset O [--length L]
+//       fills [O, O+L) (default: to the end) with a pattern, persisted in
+//       64 KiB writes: "filled <bytes>" (dirties every chunk it covers).
 //   vnvram-guest-demo ... scan
 //       "valid N": records 0..N-1 valid, N empty (exit 1 if corrupt).
 #include <unistd.h>
@@ -52,8 +59,13 @@ uint64_t NowUs() {
   return static_cast<uint64_t>(vnvram::SystemClock::Instance().Now().count() / 1000);
 }
 
+uint64_t WallUs() {
+  return static_cast<uint64_t>(vnvram::SystemClock::Instance().WallNow().count() / 1000);
+}
+
 int Write(vnvram::Device& dev, uint64_t from, uint64_t count, uint64_t batch,
-          std::optional<uint64_t> pause_after, std::optional<uint64_t> pause_mapped) {
+          std::optional<uint64_t> pause_after, std::optional<uint64_t> pause_mapped,
+          bool timestamps) {
   const uint64_t cap = vnvram::demo::RecordCapacity(dev.size());
   if (from + count > cap) {
     return Fail("write",
@@ -98,14 +110,15 @@ int Write(vnvram::Device& dev, uint64_t from, uint64_t count, uint64_t batch,
     }
     if (!st.ok()) return Fail("persist of record " + std::to_string(seq), st);
     const uint64_t us = NowUs() - t0;
+    const std::string stamp = timestamps ? " t_us=" + std::to_string(WallUs()) : std::string();
     if (dev.generation() != gen) {
       gen = dev.generation();
-      Line("remapped gen=" + std::to_string(gen));
+      Line("remapped gen=" + std::to_string(gen) + stamp);
     }
     for (uint64_t i = 0; i < n; ++i) {
       lat.push_back(us);
       Line("persisted " + std::to_string(seq + i) + " gen=" + std::to_string(gen) +
-           " us=" + std::to_string(us));
+           " us=" + std::to_string(us) + stamp);
     }
     seq += n;
     if (pause_after && seq - from >= *pause_after && seq - n - from < *pause_after) {
@@ -146,6 +159,31 @@ int Verify(vnvram::Device& dev, uint64_t count, bool copy_mode) {
   return 0;
 }
 
+int Fill(vnvram::Device& dev, uint64_t offset, std::optional<uint64_t> length) {
+  if (offset > dev.size()) {
+    return Fail("fill", Status::OutOfRange("--offset " + std::to_string(offset) +
+                                           " beyond the region of " + std::to_string(dev.size())));
+  }
+  const uint64_t len = length.value_or(dev.size() - offset);
+  if (len > dev.size() - offset) {
+    return Fail("fill",
+                Status::OutOfRange("--length " + std::to_string(len) + " beyond the region"));
+  }
+  std::vector<std::byte> buf(64u << 10);
+  for (uint64_t done = 0; done < len;) {
+    const uint64_t n = std::min<uint64_t>(buf.size(), len - done);
+    for (uint64_t i = 0; i < n; ++i) {
+      buf[i] = static_cast<std::byte>(((offset + done + i) >> 12) ^ 0x5a);
+    }
+    if (Status s = dev.write(offset + done, std::span(buf.data(), n)); !s.ok()) {
+      return Fail("fill at " + std::to_string(offset + done), s);
+    }
+    done += n;
+  }
+  Line("filled " + std::to_string(len));
+  return 0;
+}
+
 int Scan(vnvram::Device& dev) {
   const uint64_t cap = vnvram::demo::RecordCapacity(dev.size());
   std::span<std::byte> r = dev.region();
@@ -173,6 +211,9 @@ int Main(int argc, char** argv) {
   std::string volume;
   app.add_option("--volume", volume, "open the device of this volume UUID instead of --devid");
   app.add_option("--timeout-ms", timeout_ms, "handshake and request deadline (default 10000)");
+  std::string path_timeout_ms;
+  app.add_option("--path-timeout-ms", path_timeout_ms,
+                 "a request unanswered this long fails the active path over (default 6000)");
   std::string log_level = "warn";
   app.add_option("--log-level", log_level,
                  "libvnvram's log on stderr: trace, debug, info, warn "
@@ -185,11 +226,18 @@ int Main(int argc, char** argv) {
   write->add_option("--pause-after", pause_after, "pause after this many; wait for a stdin line");
   write->add_option("--pause-mapped", pause_mapped,
                     "pause before storing record from+K (region() in hand); wait for a stdin line");
+  bool timestamps = false;
+  write->add_flag("--timestamps", timestamps,
+                  "end each persisted/remapped line in t_us=<wall clock, us since the epoch>");
   std::string vcount;
   bool copy_mode = false;
   CLI::App* verify = app.add_subcommand("verify", "check records 0..count-1");
   verify->add_option("--count", vcount, "records to check")->required();
   verify->add_flag("--copy-mode", copy_mode, "read through copy mode instead of the mapping");
+  std::string fill_offset, fill_length;
+  CLI::App* fill = app.add_subcommand("fill", "fill a range with a pattern, persisted");
+  fill->add_option("--offset", fill_offset, "first byte")->required();
+  fill->add_option("--length", fill_length, "bytes (default: to the end of the region)");
   app.add_subcommand("scan", "count the valid records from 0");
   try {
     app.parse(argc, argv);
@@ -209,6 +257,11 @@ int Main(int argc, char** argv) {
   auto t = vnvram::ParseU64InRange(timeout_ms, 1, 3'600'000, "--timeout-ms");
   if (!t.ok()) return Fail("arguments", t.status());
   o.timeout = std::chrono::milliseconds(*t);
+  if (!path_timeout_ms.empty()) {
+    auto pt = vnvram::ParseU64InRange(path_timeout_ms, 1, 3'600'000, "--path-timeout-ms");
+    if (!pt.ok()) return Fail("arguments", pt.status());
+    o.path_timeout = std::chrono::milliseconds(*pt);
+  }
 
   const uint64_t t0 = NowUs();
   auto dev = vnvram::Device::Open(o);
@@ -236,11 +289,21 @@ int Main(int argc, char** argv) {
       if (!p.ok()) return Fail("arguments", p.status());
       mapped = *p;
     }
-    rc = Write(**dev, *f, *c, *b, pause, mapped);
+    rc = Write(**dev, *f, *c, *b, pause, mapped, timestamps);
   } else if (verify->parsed()) {
     auto c = vnvram::ParseU64(vcount, "--count");
     if (!c.ok()) return Fail("arguments", c.status());
     rc = Verify(**dev, *c, copy_mode);
+  } else if (fill->parsed()) {
+    auto o = vnvram::ParseU64(fill_offset, "--offset");
+    if (!o.ok()) return Fail("arguments", o.status());
+    std::optional<uint64_t> l;
+    if (!fill_length.empty()) {
+      auto v = vnvram::ParseU64(fill_length, "--length");
+      if (!v.ok()) return Fail("arguments", v.status());
+      l = *v;
+    }
+    rc = Fill(**dev, *o, l);
   } else {
     rc = Scan(**dev);
   }
