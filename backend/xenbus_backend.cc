@@ -182,6 +182,15 @@ Status XenbusBackend::ConnectRing(const FrontendTransport& t) {
   return Status::Ok();
 }
 
+bool XenbusBackend::FrontendMovedOn(const FrontendTransport& t) {
+  auto st = env_.xs.Read(platform::kNoTx, FeKey(fe::kState));
+  if (!st.ok()) return true;
+  auto parsed = schema::ParseXenbusState(*st);
+  if (!parsed.ok() || *parsed != State::kInitialised) return true;
+  auto now = ReadTransport();
+  return !now.ok() || !(*now == t);
+}
+
 void XenbusBackend::Disconnect() {
   if (!worker_) return;
   PublishStats(/*force=*/false);
@@ -448,7 +457,16 @@ void XenbusBackend::FrontendChanged(State fe) {
         Disconnect();
         (void)SwitchState(State::kInitWait);
       }
-      if (Status s = ConnectRing(*t); !s.ok()) return Fatal(s);
+      if (Status s = ConnectRing(*t); !s.ok()) {
+        if (FrontendMovedOn(*t)) {
+          // It gave up on this handshake (its deadline) and revoked the
+          // grants while we mapped them: not hostile; wait for the next.
+          log_.Info("the frontend withdrew its ring while we connected ({}): waiting for it",
+                    s.ToString());
+          return;
+        }
+        return Fatal(s);
+      }
       break;
     }
 

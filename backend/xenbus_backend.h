@@ -129,6 +129,9 @@ class XenbusBackend {
   // Maps the ring, binds the event channel, starts the worker; Connected.
   Status ConnectRing(const FrontendTransport& t);
   void Disconnect();
+  // After a failed connect: true when the frontend left Initialised or
+  // published other transport keys meanwhile (a race, not an attack).
+  bool FrontendMovedOn(const FrontendTransport& t);
   // Writes `s` unless it is our state already (watches fire on change only).
   Status SwitchState(State s);
   // Makes the published state node `s`, comparing with the node itself (the

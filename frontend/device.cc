@@ -544,15 +544,18 @@ class Device::Impl {
       p.conn = std::move(c).value();
       Status s = ProbePath(p, dl);
       if (s.ok()) break;
-      p.conn.reset();
       if (s.code() == Code::kCorruption) {
+        p.conn.reset();
         FailPath(p, s);
         return s;
       }
       if (s.code() != Code::kAborted || dl.Expired()) {
+        // Initialising before the ring's grants go (see Connect).
         (void)p.xb->SetState(XS::kInitialising);
+        p.conn.reset();
         return s;
       }
+      p.conn.reset();
       p.xb->log().Warn("backend changed state during the first request; handshaking again");
     }
     const uint64_t size = p.conn->geometry.region_size;
@@ -1000,12 +1003,13 @@ class Device::Impl {
   void RetireActive(bool withdraw) {
     if (active_ == nullptr) return;
     Path& p = *active_;
+    // Initialising before the ring's grants go, as in Connect.
+    if (withdraw && !p.failed) (void)p.xb->SetState(XS::kInitialising);
     if (p.conn != nullptr) {
       retired_.push_back(std::move(p.conn->region));
       while (retired_.size() > kMaxRetiredMappings) retired_.pop_front();
       p.conn.reset();
     }
-    if (withdraw && !p.failed) (void)p.xb->SetState(XS::kInitialising);
     last_active_ = p.dev();
     active_ = nullptr;
     ring_ids_.clear();
@@ -1383,8 +1387,31 @@ class Device::Impl {
       return Status::Ok();
     }
     if (answered) std::tie(fail_result, message) = *answered;
+    // An operator's failover to a path that refused leaves the volume where
+    // it was: back to the old path, whose backend still serves.
+    bool restored = false;
+    if (plan.target && from && *from != *plan.target) {
+      auto it = paths_.find(*from);
+      if (it != paths_.end() && it->second->usable()) {
+        Path& o = *it->second;
+        const Deadline rdl(clock, kCandidateBudget);
+        if (o.conn != nullptr || ConnectPath(o, rdl).ok()) {
+          ActivationResult r = Activate(o, /*force=*/false, rdl);
+          if (r.kind == ActivationResult::Kind::kOk) {
+            if (in_monitor_) {
+              pending_switch_ = &o;
+              restored = true;
+            } else {
+              restored = SwitchTo(o, rdl).ok();
+              if (!restored) RetireActive(/*withdraw=*/true);
+            }
+          }
+        }
+      }
+      if (restored) spdlog::info("volume {}: back on path {}", volume_.ToString(), *from);
+    }
     failing_over_ = false;
-    recover_blocked_ = true;  // until something changes in xenstore
+    recover_blocked_ = !restored;  // until something changes in xenstore
     spdlog::warn("volume {}: failover ({}) failed: {}", volume_.ToString(),
                  ReasonValue(plan.reason), message);
     frontend::FailoverOutcome o;
@@ -1405,7 +1432,11 @@ class Device::Impl {
     // A refusal is an answer: the callers waiting learn it now. Otherwise
     // (nothing answered yet: a backend restarting) they wait, up to their
     // deadlines, for a path to come back.
-    if (refused) FailAllPending(st);
+    if (restored) {
+      if (pending_switch_ == nullptr) (void)IssueQueued();
+    } else if (refused) {
+      FailAllPending(st);
+    }
     return st;
   }
 

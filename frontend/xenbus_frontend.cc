@@ -458,7 +458,12 @@ Result<std::unique_ptr<Connection>> XenbusFrontend::Connect(uint32_t want_order,
       continue;
     }
     VNVRAM_ASSIGN_OR_RETURN(auto conn, Publish(g, want_order));
-    VNVRAM_RETURN_IF_ERROR(WaitForConnected(deadline));
+    if (Status w = WaitForConnected(deadline); !w.ok()) {
+      // Withdraw Initialised before the ring's grants go with `conn`, so
+      // a backend that maps them late sees why they are gone.
+      (void)SetState(XenbusState::kInitialising);
+      return w;
+    }
     VNVRAM_RETURN_IF_ERROR(SetState(XenbusState::kConnected));
     log_.Debug("connected to backend dom {}: region {} bytes, ring order {}, port {}", backend_,
                g.region_size, conn->ring_page_order, conn->port);

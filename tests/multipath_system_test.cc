@@ -198,6 +198,25 @@ BOOST_AUTO_TEST_CASE(FailoverToALaggingReplicaWaitsForItsResync) {
   VerifyAll(h, 3000);
 }
 
+// --force is for a primary that is gone: while a0 lives (and a1 hears
+// it), a forced failover to a1 waits out a0's lease, is refused, and
+// nothing changes for the guest, which keeps writing over path 0.
+BOOST_AUTO_TEST_CASE(ForcedFailoverFromALivePrimaryIsRefused) {
+  MultipathHost h(MultipathSpec{});
+  StartHealthy(h);
+  auto g = h.Guest({"write", "--count", "2000"});
+  BOOST_TEST_REQUIRE(g->WaitForLine("persisted 200 ", kClusterWait).ok(), g->transcript());
+  auto r = h.Tool({"failover", "1", h.volume(), "--to", "1", "--force", "--timeout", "20"});
+  BOOST_TEST(r.exit_code != 0, r.out);
+  BOOST_TEST(r.out.find("alive and reachable") != std::string::npos, r.out << Outcome(h));
+  BOOST_TEST(h.Repl("a0", rk::kRole) == rk::kRolePrimary);
+  BOOST_TEST(h.Repl("a0", rk::kEpoch) == "1");
+  const int rc = Finish(*g);
+  BOOST_TEST_REQUIRE(rc == 0, Tail(g->transcript()) << h.Logs());
+  BOOST_TEST(LastPersisted(g->transcript()) == 1999);
+  VerifyAll(h, 2000);
+}
+
 // Without a majority (two of three members down) a failover is refused,
 // automatic or by the operator; the writer learns that its persist failed;
 // nothing it saw acknowledged is lost once the operator forces the one

@@ -94,6 +94,37 @@ BOOST_AUTO_TEST_CASE(EveryTypeRoundTrips) {
   }
 }
 
+// The multipath takeover (docs/replication.md, "Activation"): the flag on
+// EPOCH_PROPOSE and the primary-alive refusal survive the wire.
+BOOST_AUTO_TEST_CASE(TakeoverFlagAndPrimaryAliveRoundTrip) {
+  EpochPropose p{Vol(), 9, 8, 77, "host-c"};
+  p.takeover = true;
+  const Bytes b = MustEncode(p);
+  BOOST_TEST(LoadLE<uint16_t>(b.data() + wire::kFlagsOffset) == wire::kFlagTakeover);
+  auto d = Decode(b);
+  BOOST_TEST_REQUIRE(d.ok(), d.status().ToString());
+  BOOST_TEST_REQUIRE(std::holds_alternative<EpochPropose>(*d));
+  BOOST_TEST(std::get<EpochPropose>(*d).takeover);
+  BOOST_TEST((*d == Message(p)));
+  // Without the flag: a planned switch.
+  p.takeover = false;
+  const Bytes plain = MustEncode(p);
+  BOOST_TEST(LoadLE<uint16_t>(plain.data() + wire::kFlagsOffset) == 0);
+  auto dp = Decode(plain);
+  BOOST_TEST_REQUIRE(dp.ok());
+  BOOST_TEST(!std::get<EpochPropose>(*dp).takeover);
+
+  const EpochReject r{Vol(), 9, 9, 8, 77, wire::RejectReason::kPrimaryAlive};
+  auto dr = Decode(MustEncode(r));
+  BOOST_TEST_REQUIRE(dr.ok(), dr.status().ToString());
+  BOOST_TEST((*dr == Message(r)));
+  BOOST_TEST(static_cast<int>(std::get<EpochReject>(*dr).reason) == 4);
+  // The takeover bit means nothing on other types.
+  Bytes accept = MustEncode(EpochAccept{Vol(), 9, 8, 77});
+  StoreLE<uint16_t>(accept.data() + wire::kFlagsOffset, wire::kFlagTakeover);
+  ExpectRejected(accept, Code::kInvalidArgument, "undefined flags");
+}
+
 BOOST_AUTO_TEST_CASE(HeaderLayoutIsLittleEndianAndFixed) {
   const Bytes b = MustEncode(Replicate{Vol(), 0x0102, 0x0304, 0x0506, true, Pattern(10)});
   BOOST_TEST(b.size() == wire::kHeaderSize + wire::kReplicateFixed + 10);

@@ -23,7 +23,7 @@ typedef struct vnvram_dev vnvram_dev;
  * (else "xen"). `timeout_ms` bounds the handshake and every later wait
  * (<= 0: 10000). Returns NULL on error with errno set. */
 vnvram_dev* vnvram_open(const char* platform, uint32_t devid, int timeout_ms);
-/* The same, for the device (path) of volume `volume_uuid` (lowest devid). */
+/* The same, for volume `volume_uuid`: every path of it (docs/multipath.md). */
 vnvram_dev* vnvram_open_volume(const char* platform, const char* volume_uuid, int timeout_ms);
 
 /* The mapped region: its address, and through the out-parameters (either
