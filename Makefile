@@ -63,7 +63,18 @@ lab: build
 	tests/lab/run-lab.sh --build-dir $(BUILD)
 
 # Benchmarks (bench/): figures beside their baselines, measured in one run.
-.PHONY: bench
+#   make bench            vnvram-repl-bench, then the failover benchmark
+#   make bench QUICK=1    the failover benchmark with 5 trials (it says so)
+#   make bench-failover   the failover benchmark alone (TRIALS=N: N trials)
+# Results: the tables on stdout; the failover JSON in $(BUILD)/bench-results/.
+BENCH_BINS = vnvram-xenstored vnvramd nvram-tool vnvram-guest-demo
+FAILOVER_BENCH_ARGS = $(if $(filter-out 0,$(QUICK)),--quick) $(if $(TRIALS),--trials $(TRIALS))
+.PHONY: bench bench-failover
 bench: configure
-	cmake --build $(BUILD) -j$(JOBS) --target vnvram-repl-bench
+	cmake --build $(BUILD) -j$(JOBS) --target vnvram-repl-bench $(BENCH_BINS)
 	$(BUILD)/bin/vnvram-repl-bench
+	bench/failover-bench.sh $(BUILD)/bin $(FAILOVER_BENCH_ARGS)
+
+bench-failover: configure
+	cmake --build $(BUILD) -j$(JOBS) --target $(BENCH_BINS)
+	bench/failover-bench.sh $(BUILD)/bin $(FAILOVER_BENCH_ARGS)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# vnvram demo: three simulated hosts a, b and c replicating one volume.
+# vnvram demo: three simulated hosts a, b and c replicating one volume, then
+# a fourth, m, whose guest reaches a volume over two paths and fails over.
 #
 #   tools/demo.sh [BIN_DIR]        (make demo builds, then runs this)
 #
@@ -18,10 +19,21 @@
 #   5. host a lost (its vnvramd and its guest killed -9): nvram-tool promote
 #      on host b (b+c a majority) makes b primary of epoch 2; a new guest on
 #      host b reads every record acknowledged on a;
-#   6. detach, and a summary.
+#   6. multipath on host m (one sim xenstored: the guest, domain 1, and a
+#      driver domain 2): vnvramd "dom0" and "drv2" (in domain 2) each serve
+#      one path of one volume to the guest, vnvramd --replica-only
+#      "witness" is its third replica (own cluster file). The guest writes
+#      continuously over path 0; dom0's vnvramd is killed (-9); the guest
+#      carries on over path 1: the failover time (kill -> first persist
+#      acknowledged, guest clock) and the frontend's own figure
+#      (failover/duration-us); dom0's vnvramd restarts and is resynced;
+#      nvram-tool failover --to 0 moves the guest back (its result line and
+#      time); a fresh guest verifies every acknowledged record;
+#   7. detach, and a summary.
 # Prints a narrative with timings. Every process it starts is stopped by the
 # EXIT trap. Waits are on events with deadlines (ready fds, guest output
-# lines, `nvram-tool status --json` polled until it says so); no bare sleeps.
+# lines, `nvram-tool status --json` or xenstore keys polled until they say
+# so); no bare sleeps.
 set -euo pipefail
 
 BIN=${1:-build/bin}
@@ -30,6 +42,7 @@ for b in vnvram-xenstored vnvramd nvram-tool vnvram-guest-demo; do
   [[ -x $BIN/$b ]] || { echo "demo: $BIN/$b is missing (run make demo)" >&2; exit 1; }
 done
 command -v perl >/dev/null || { echo "demo: perl is missing (perl-base, Essential on Debian)" >&2; exit 1; }
+command -v xenstore-read >/dev/null || { echo "demo: xenstore-read is missing (xenstore-utils; make deps)" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/vnvram-demo.XXXXXX)
 CLUSTER=$WORK/cluster.json
@@ -165,24 +178,30 @@ converged() {
   done
 }
 
-# A guest writer on HOST's domain 1 writing records FROM..FROM+COUNT-1. Its
-# stdout goes to a file, so it never waits for us; we follow the file with
-# tail -f on fd $FOUT. ACKED is the last record we saw acknowledged.
+# A guest writer on HOST's domain 1 writing records FROM..FROM+COUNT-1
+# (OPTION...: more vnvram-guest-demo options, before "write"; those after
+# "--" go after it). Its stdout goes to a file, so it never waits for us;
+# we follow the file with tail -f on fd $FOUT. ACKED is the last record we
+# saw acknowledged; REMAP_T the t_us of the last "remapped" line (with
+# write --timestamps).
 start_writer() {
-  local h=$1 from=$2 count=$3
-  WLOG=$WORK/writer.$from.out
+  local h=$1 from=$2 count=$3 pre=() post=()
+  shift 3
+  while (( $# )) && [[ $1 != -- ]]; do pre+=("$1"); shift; done
+  (( $# )) && shift && post=("$@")
+  WLOG=$WORK/writer.$h.$from.out
   : >"$WLOG"   # before tail opens it
   # The binary itself in the background (not through a function), so that
   # WPID is the guest process and kill -9 kills the guest.
-  "$BIN/vnvram-guest-demo" --platform "sim:$WORK/$h/xs:1" write --from "$from" --count "$count" \
-    >"$WLOG" 2>&1 &
+  "$BIN/vnvram-guest-demo" --platform "sim:$WORK/$h/xs:1" "${pre[@]}" write --from "$from" \
+    --count "$count" "${post[@]}" >"$WLOG" 2>"$WLOG.err" &
   WPID=$!
   PIDS+=("$WPID")
   exec {FOUT}< <(exec tail -n +1 --pid="$WPID" -f "$WLOG")
   TPID=$!
   PIDS+=("$TPID")
   ACKED=$((from - 1))
-  DONE_LINE=""
+  DONE_LINE="" REMAP_T=""
 }
 # follow N SECONDS: reads the writer's lines until record N is acknowledged;
 # dies at the deadline, or if the writer fails or ends first.
@@ -195,10 +214,11 @@ follow() {
     printf -v secs '%d.%03d' $((left / 1000)) $((left % 1000))
     if ! IFS= read -r -t "$secs" -u "$FOUT" line; then
       [[ -z $DONE_LINE ]] || die "the guest writer ended (at record $ACKED) before record $want"
-      die "the guest writer stopped at record $ACKED: $(tail -2 "$WLOG")"
+      die "the guest writer stopped at record $ACKED: $(tail -2 "$WLOG") $(tail -2 "$WLOG.err")"
     fi
     case $line in
       persisted\ *) line=${line#persisted }; ACKED=${line%% *} ;;
+      remapped\ *) REMAP_T=${line##*t_us=} ;;
       done*) DONE_LINE=$line ;;
       error*) die "the guest writer failed: $line" ;;
     esac
@@ -347,11 +367,146 @@ tool b status | grep -v '^  risk' | indent
 say "b's and c's copies, epoch 2:"
 same_copies b c
 
-# --- 6. detach, summary ------------------------------------------------------------
+# --- 6. multipath: one volume on two paths of one host, failover ----------------
+# Host m: one sim xenstored with the guest (domain 1) and a driver domain
+# (domain 2); vnvramd "dom0" serves path 0, vnvramd "drv2" (running as
+# domain 2) path 1, vnvramd --replica-only "witness" is the third replica,
+# so that either path's backend and the witness are a majority.
+MVOL=2b7c4d1e-8f3a-4e5b-9c6d-0a1b2c3d4e5f
+MDIR=/local/domain/1/vnvram/multipath/$MVOL
+declare -A MDOM=([dom0]=0 [drv2]=2)
+declare -A MPATH=([dom0]=0 [drv2]=1)
+mxs() {   # mxs KEY...: the values on host m, one line each ("" when absent)
+  local k
+  for k in "$@"; do XENSTORED_PATH=$WORK/m/xs/socket xenstore-read "$k" 2>/dev/null || echo ""; done
+}
+mrepl() { echo "/local/domain/${MDOM[$1]}/vnvram/replication/$MVOL/$2"; }
+start_member() {
+  local h=$1
+  if [[ $h == witness ]]; then
+    start_ready "$WORK/m/$h.log" "$BIN/vnvramd" --replica-only --vault-dir "$WORK/m/$h" \
+      --host-id "$h" --cluster "$WORK/m/cluster.json"
+  else
+    start_ready "$WORK/m/$h.log" "$BIN/vnvramd" --platform "sim:$WORK/m/xs:${MDOM[$h]}" \
+      --vault-dir "$WORK/m/$h" --host-id "$h" --cluster "$WORK/m/cluster.json"
+  fi
+  BE[$h]=$LAST_PID
+}
+# wait_for SECONDS WHAT FUNCTION: until FUNCTION succeeds (polled every
+# 50 ms); dies at the deadline.
+wait_for() {
+  local end=$(( ${EPOCHREALTIME//[!0-9]/} + $1 * 1000000 ))
+  until "$3"; do
+    (( ${EPOCHREALTIME//[!0-9]/} < end )) ||
+      die "host m: no $2 within $1 s (multipath: $(mxs "$MDIR/status" "$MDIR/active-path" | tr '\n' ' '))"
+    sleep 0.05   # the polling interval, within the deadline above
+  done
+}
+# m_healthy: MPRIMARY primary and serving, the other two in sync, the
+# guest's multipath status optimal with MPRIMARY's path active.
+m_healthy() {
+  local other=dom0
+  [[ $MPRIMARY == dom0 ]] && other=drv2
+  [[ $(mxs "$MDIR/status" "$MDIR/active-path" "$(mrepl "$MPRIMARY" role)" \
+        "$(mrepl "$MPRIMARY" serving)" "$(mrepl "$MPRIMARY" "replica/$other/state")" \
+        "$(mrepl "$MPRIMARY" replica/witness/state)" | tr '\n' ' ') == \
+     "optimal ${MPATH[$MPRIMARY]} primary 1 in-sync in-sync " ]]
+}
+m_group_ready() {
+  [[ $(mxs "$(mrepl dom0 role)" "$(mrepl dom0 serving)" "$(mrepl dom0 replica/drv2/state)" \
+        "$(mrepl dom0 replica/witness/state)" | tr '\n' ' ') == "primary 1 in-sync in-sync " ]]
+}
+m_failed_over() {
+  [[ $(mxs "$MDIR/failover/state" "$MDIR/failover/to" | tr '\n' ' ') == "done 1 " ]]
+}
+fmt_us() { printf '%d.%d' $(( $1 / 1000 )) $(( $1 % 1000 / 100 )); }
+
+t=${EPOCHREALTIME//[!0-9]/}
+mkdir -p "$WORK/m/xs" "$WORK/m/dom0" "$WORK/m/drv2" "$WORK/m/witness"
+read -r PM0 PM2 PMW < <(perl -MIO::Socket::INET -e '
+  my @s = map { IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 1)
+                or die "bind: $!\n" } 1..3;
+  print join(" ", map { $_->sockport } @s), "\n";')
+[[ -n ${PMW:-} ]] || die "could not find free TCP ports on 127.0.0.1"
+cat >"$WORK/m/cluster.json" <<EOF
+{
+  "version": 1,
+  "settings": {"heartbeat-interval-ms": 50, "peer-expiry-ms": 500},
+  "hosts": [
+    {"id": "dom0", "endpoint": "tcp://127.0.0.1:$PM0"},
+    {"id": "drv2", "endpoint": "tcp://127.0.0.1:$PM2"},
+    {"id": "witness", "endpoint": "tcp://127.0.0.1:$PMW"}
+  ],
+  "volumes": [
+    {"uuid": "$MVOL", "name": "journal1", "size": "2M",
+     "replicas": ["dom0", "drv2", "witness"], "policy": "sync"}
+  ]
+}
+EOF
+start_ready "$WORK/m/xenstored.log" "$BIN/vnvram-xenstored" --socket-dir "$WORK/m/xs" --domain 1 --domain 2
+for h in dom0 drv2 witness; do start_member "$h"; done
+wait_for 10 "dom0 primary with drv2 and witness in sync" m_group_ready
+say "host m: one sim xenstored (guest domain 1, driver domain 2); vnvramd dom0 (in dom0), drv2 (in"
+say "  driver domain 2) and witness (--replica-only) replicate volume journal1 (2 MiB, sync); dom0 primary ($(ms "$t") ms)"
+tool m attach 1 --backend 0 --devid 0 --size 2M --volume "$MVOL" --priority 2 >/dev/null
+tool m attach 1 --backend 2 --devid 1 --size 2M --volume "$MVOL" --priority 1 >/dev/null
+say "nvram-tool attach: two paths of volume $MVOL to domain 1,"
+say "  path 0 served by dom0 (priority 2), path 1 by driver domain 2 (priority 1)"
+start_writer m 0 20000 --volume "$MVOL" --timeout-ms 20000 --log-level info -- --timestamps
+follow 1000 10
+MPRIMARY=dom0
+wait_for 10 "optimal multipath group" m_healthy
+say "a guest opened the volume by its UUID and writes records; libvnvram grouped the two paths:"
+say "  multipath status $(mxs "$MDIR/status"), path 0 $(mxs /local/domain/1/device/vnvram/0/path-role), path 1 $(mxs /local/domain/1/device/vnvram/1/path-role)"
+follow $((ACKED + 500)) 10
+at=$ACKED
+t_kill=${EPOCHREALTIME//[!0-9]/}
+{ kill -KILL "${BE[dom0]}"; wait "${BE[dom0]}"; } 2>/dev/null || true
+reaped "${BE[dom0]}"
+# The guest's "remapped" line carries (t_us, its wall clock) the moment
+# the first persist acknowledged on the new path returned.
+until [[ -n $REMAP_T ]]; do follow $((ACKED + 1)) 10; done
+first_ack=$(( REMAP_T - t_kill ))
+wait_for 10 "failover to path 1 reported" m_failed_over
+{ read -r fo_us; read -r fo_reason; } < <(mxs "$MDIR/failover/duration-us" "$MDIR/failover/reason")
+follow $((ACKED + 500)) 10
+say "dom0's vnvramd killed (-9) while the guest wrote (at record $at): the guest paused, failed over"
+say "  and carried on over path 1 (drv2 primary of epoch $(mxs "$MDIR/epoch")), now at record $ACKED:"
+say "  kill -> first persist acknowledged on path 1: $(fmt_us "$first_ack") ms (on the guest's clock)"
+say "  the frontend's failover/duration-us: $(fmt_us "$fo_us") ms (reason $fo_reason; detection to the switch)"
+say "  the guest's log: \"$(grep -o 'a standby reports.*' "$WLOG.err" | head -n 1)\""
+t=${EPOCHREALTIME//[!0-9]/}
+start_member dom0
+MPRIMARY=drv2
+wait_for 20 "healthy group with drv2 primary" m_healthy
+say "dom0's vnvramd restarted: it rejoined as a replica and was resynced; path 0 is a ready"
+say "  standby again ($(ms "$t") ms; multipath status $(mxs "$MDIR/status"))"
+t=${EPOCHREALTIME//[!0-9]/}
+out=$(tool m failover 1 "$MVOL" --to 0 --timeout 20 2>&1) || die "nvram-tool failover --to 0: $out"
+say "nvram-tool failover 1 <volume> --to 0 (the operator, under load) returned in $(ms "$t") ms:"
+say "  \"$out\""
+MPRIMARY=dom0
+wait_for 10 "healthy group with dom0 primary" m_healthy
+follow $((ACKED + 500)) 10
+end_writer kill
+say "the guest, stopped (SIGKILL) after record $ACKED, switched paths $(grep -c '^remapped' "$WLOG") times (its remapped lines)"
+t=${EPOCHREALTIME//[!0-9]/}
+out=$(guest m --volume "$MVOL" verify --count $((ACKED + 1)) | tail -1) || true
+[[ $out == verified* ]] || die "on host m after the failovers: $out"
+say "a fresh guest on host m read every acknowledged record: records 0-$ACKED: $out ($(ms "$t") ms)"
+MLAST=$ACKED
+
+# --- 7. detach, summary ------------------------------------------------------------
 t=${EPOCHREALTIME//[!0-9]/}
 tool b detach 1 0 >/dev/null
-left=$(tool b list --json)
-[[ $left == "[]" ]] || die "devices left after detach: $left"
-say "nvram-tool detach on host b: backend Closed, both directories removed ($(ms "$t") ms)"
+tool m detach 1 0 >/dev/null
+tool m detach 1 1 >/dev/null
+for h in b m; do
+  left=$(tool "$h" list --json)
+  [[ $left == "[]" ]] || die "devices left on host $h after detach: $left"
+done
+say "nvram-tool detach on hosts b and m: backends Closed, the directories removed ($(ms "$t") ms)"
 echo "== demo done in $(ms "$T0") ms: $((LAST + 1)) records persisted and replicated, none lost to a guest crash,"
-echo "   a replica's crash and resync, or the loss of the primary's host (served again from b in $serve_ms ms) =="
+echo "   a replica's crash and resync, or the loss of the primary's host (served again from b in $serve_ms ms);"
+echo "   $((MLAST + 1)) more over two paths of host m, none lost to kill -9 of the active path's backend"
+echo "   (first persist on the other path $(fmt_us "$first_ack") ms after the kill) or to the operator's failover back =="

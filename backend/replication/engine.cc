@@ -123,6 +123,7 @@ class Engine::IoThread {
     bool in_session = false;  // HELLO received on our ROUTER
     uint64_t in_incarnation = 0;
     Nanos last_seen{-1};
+    Nanos lost_at{-1};  // our DEALER's connection dropped (LoseSession)
     uint64_t last_seen_wall_ms = 0;
     Nanos last_sent{0};
     uint64_t heartbeat_counter = 0;
@@ -238,6 +239,11 @@ class Engine::IoThread {
   void BecomePrimary(const std::string& key, VolumeState& vs);
   void OnAck(Peer& p, const Ack& a);
   void PublishStatus(bool notify = true);
+  // A primary this host may not take the volume from by force: heard from
+  // within peer-expiry, and not silent since its connection dropped.
+  static bool PrimaryAlive(const Peer* p) {
+    return p != nullptr && p->up && (p->out_session || p->last_seen > p->lost_at);
+  }
   Peer* FindPeer(std::string_view id) {
     auto it = peers_.find(std::string(id));
     return it == peers_.end() ? nullptr : &it->second;
@@ -982,6 +988,7 @@ void Engine::IoThread::PeerRestarted(Peer& p) {
 
 void Engine::IoThread::LoseSession(Peer& p, std::string_view why) {
   spdlog::info("replication: session to {} re-opened: {}", p.id, why);
+  p.lost_at = clock_.Now();
   p.out_session = false;
   dirty_ = true;  // primary-link of the volumes that follow it
   p.bad_frames = 0;
@@ -1261,7 +1268,7 @@ void Engine::IoThread::Tick() {
     }
     if (vs.deferred && vs.deferred->lease_until != Nanos{0}) {
       const Peer* p = vs.primary_host.empty() ? nullptr : FindPeer(vs.primary_host);
-      const bool alive = p != nullptr && p->up;
+      const bool alive = PrimaryAlive(p);
       if (!vs.election && (!alive || now >= vs.deferred->lease_until)) {
         DeferredActivation d = std::move(*vs.deferred);
         vs.deferred.reset();
@@ -1486,8 +1493,10 @@ void Engine::IoThread::StartActivation(const std::string& key, bool force, Activ
   if (!vs.primary_host.empty() && vs.primary_host != opt_.host_id) {
     const Peer* p = FindPeer(vs.primary_host);
     const bool reachable = p != nullptr && p->out_session && p->up;
-    // Heard from within peer-expiry, even while the session re-opens.
-    const bool alive = p != nullptr && p->up;
+    // Heard from within peer-expiry, and not silent since its connection
+    // dropped (a killed process drops it at once; a destroyed domain does
+    // not, and is then waited for until it expires).
+    const bool alive = PrimaryAlive(p);
     if (!force && !reachable) {
       done({true, PromoteResult::kError,
             "the primary " + vs.primary_host +

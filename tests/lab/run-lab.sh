@@ -12,7 +12,7 @@
 #   --build-dir   the CMake build tree with bin/ and tests/ (default: build)
 #   --out         logs and images (default: BUILD/lab)
 #   --cache       downloaded .debs and their unpacked tree (default: BUILD/lab-cache)
-#   --qemu-timeout  hard limit for the single-VM qemu run (default 390 s)
+#   --qemu-timeout  hard limit for the single-VM qemu run (default 900 s)
 #   --pair-timeout  hard limit for the two-host run (default 300 s)
 #   --part        which lab to run (default all: single, then two-host)
 #   env VNVRAM_LAB_CPU: qemu -cpu model (default qemu64)
@@ -37,7 +37,7 @@ REPO=$(cd "$LAB_DIR/../.." && pwd)
 BUILD=$REPO/build
 OUT=""
 CACHE=""
-QEMU_TIMEOUT=${VNVRAM_LAB_QEMU_TIMEOUT:-390}
+QEMU_TIMEOUT=${VNVRAM_LAB_QEMU_TIMEOUT:-900}
 PAIR_TIMEOUT=${VNVRAM_LAB_PAIR_TIMEOUT:-300}
 PART=all
 # qemu's CPU model. `max` (which needs smap=0 smep=0 for the PV dom0 under
