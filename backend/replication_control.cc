@@ -144,6 +144,9 @@ void ReplicationControl::Publish(bool force) {
   namespace rk = schema::repl;
   namespace dk = schema::daemon;
   const replication::EngineStatus st = engine_->GetStatus();
+  const Nanos now = SystemClock::Instance().Now();
+  const bool counters = force || counters_at_ < Nanos{0} || now - counters_at_ >= kCounterInterval;
+  if (counters) counters_at_ = now;
   std::map<std::string, std::string> batch;
   for (const replication::VolumeStatus& v : st.volumes) {
     const Uuid& u = v.entry.uuid;
@@ -162,7 +165,7 @@ void ReplicationControl::Publish(bool force) {
         force);
     Put(&batch, key(rk::kRole), std::string(RoleValue(v.view.role)), force);
     Put(&batch, key(rk::kEpoch), std::to_string(v.view.epoch), force);
-    Put(&batch, key(rk::kSequence), std::to_string(v.view.content_seq), force);
+    if (counters) Put(&batch, key(rk::kSequence), std::to_string(v.view.content_seq), force);
     Put(&batch, key(rk::kContentEpoch), std::to_string(v.view.content_epoch), force);
     Put(&batch, key(rk::kPromise), std::to_string(v.view.promise), force);
     Put(&batch, key(rk::kVouch), v.view.vouch ? "1" : "0", force);
@@ -170,8 +173,10 @@ void ReplicationControl::Publish(bool force) {
     for (const replication::ReplicaStatus& r : v.replicas) {
       Put(&batch, key(rk::ReplicaState(r.host)),
           std::string(replication::ReplicaLinkStateName(r.state)), force);
-      Put(&batch, key(rk::ReplicaProgress(r.host)), std::to_string(r.progress), force);
-      Put(&batch, key(rk::ReplicaAckedSequence(r.host)), std::to_string(r.acked), force);
+      if (counters) {
+        Put(&batch, key(rk::ReplicaProgress(r.host)), std::to_string(r.progress), force);
+        Put(&batch, key(rk::ReplicaAckedSequence(r.host)), std::to_string(r.acked), force);
+      }
     }
     if (v.promote_completed != 0) {
       // The result first: waiters watch promote-completed.
@@ -182,7 +187,7 @@ void ReplicationControl::Publish(bool force) {
   for (const replication::PeerStatus& p : st.peers) {
     Put(&batch, schema::DaemonKey(self_, dk::PeerEndpoint(p.host)), p.endpoint, force);
     Put(&batch, schema::DaemonKey(self_, dk::PeerState(p.host)), p.state, force);
-    if (p.last_seen_ms != 0) {
+    if (counters && p.last_seen_ms != 0) {
       Put(&batch, schema::DaemonKey(self_, dk::PeerLastSeenMs(p.host)),
           std::to_string(p.last_seen_ms), force);
     }

@@ -6,6 +6,7 @@
 // which the registry calls on that same thread.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
@@ -15,6 +16,7 @@
 #include "backend/daemon_config.h"
 #include "backend/replication/engine.h"
 #include "backend/volume_registry.h"
+#include "common/clock.h"
 #include "common/result.h"
 #include "platform/xenstore.h"
 
@@ -42,8 +44,12 @@ class ReplicationControl final : public ReplicatedVolumes {
   Status WatchRequests();
   // True when `token` is one of ours; then handles the watch event.
   bool HandleWatch(std::string_view token);
-  // Writes what changed since the last call (all when `force`).
+  // Writes what changed since the last call (all when `force`). The
+  // counters (sequences, resync progress, peers' last-seen) go at most
+  // every kCounterInterval (and at the daemon's stats interval): a replica
+  // applies thousands of frames a second, xenstore must not see each.
   void Publish(bool force);
+  static constexpr std::chrono::milliseconds kCounterInterval{250};
   Status VaultAll(bool only_changed) { return engine_->VaultAll(only_changed); }
   // Stops the engine, vaults every copy and marks it clean.
   Status Shutdown();
@@ -58,6 +64,7 @@ class ReplicationControl final : public ReplicatedVolumes {
   const DomId self_;
   std::unique_ptr<replication::Engine> engine_;
   std::map<std::string, std::string> published_;     // path -> last value written
+  Nanos counters_at_{-1};                            // when counters were last published
   std::map<std::string, uint64_t> promote_handled_;  // uuid -> last request passed on
 };
 
