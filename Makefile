@@ -63,17 +63,23 @@ lab: build
 	tests/lab/run-lab.sh --build-dir $(BUILD)
 
 # Benchmarks (bench/): figures beside their baselines, measured in one run.
-#   make bench            vnvram-repl-bench, then the failover benchmark
-#   make bench QUICK=1    the failover benchmark with 5 trials (it says so)
+#   make bench            vnvram-bench: every BRIEF §4 figure (with the
+#                         failover benchmark, 20 trials), table + JSON + PNGs
+#   make bench QUICK=1    the same with short runs and 5 failover trials
 #   make bench-failover   the failover benchmark alone (TRIALS=N: N trials)
-# Results: the tables on stdout; the failover JSON in $(BUILD)/bench-results/.
+#   make bench-repl       vnvram-repl-bench: the engine alone, no ring
+# Results: the table on stdout; JSON and plots in $(BUILD)/bench-results/.
 BENCH_BINS = vnvram-xenstored vnvramd nvram-tool vnvram-guest-demo
 FAILOVER_BENCH_ARGS = $(if $(filter-out 0,$(QUICK)),--quick) $(if $(TRIALS),--trials $(TRIALS))
-.PHONY: bench bench-failover
+VNVRAM_BENCH_ARGS = $(if $(filter-out 0,$(QUICK)),--quick) $(if $(TRIALS),--failover-trials $(TRIALS))
+.PHONY: bench bench-failover bench-repl
 bench: configure
-	cmake --build $(BUILD) -j$(JOBS) --target vnvram-repl-bench $(BENCH_BINS)
+	cmake --build $(BUILD) -j$(JOBS) --target vnvram-bench $(BENCH_BINS)
+	$(BUILD)/bin/vnvram-bench --failover-script bench/failover-bench.sh $(VNVRAM_BENCH_ARGS)
+
+bench-repl: configure
+	cmake --build $(BUILD) -j$(JOBS) --target vnvram-repl-bench
 	$(BUILD)/bin/vnvram-repl-bench
-	bench/failover-bench.sh $(BUILD)/bin $(FAILOVER_BENCH_ARGS)
 
 bench-failover: configure
 	cmake --build $(BUILD) -j$(JOBS) --target $(BENCH_BINS)

@@ -142,6 +142,11 @@ int vnvram_drain(vnvram_dev* dev) {
   return Guard([&] { return Ret(dev->device->drain()); });
 }
 
+int vnvram_drain_to(vnvram_dev* dev, size_t at_most) {
+  if (dev == nullptr) return NullHandle();
+  return Guard([&] { return Ret(dev->device->drain_to(at_most)); });
+}
+
 int vnvram_barrier(vnvram_dev* dev) {
   if (dev == nullptr) return NullHandle();
   return Guard([&] { return Ret(dev->device->barrier()); });

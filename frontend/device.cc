@@ -254,9 +254,9 @@ class Device::Impl {
     return QueueAsync(r);
   }
 
-  Status Drain() {
+  Status Drain(size_t at_most = 0) {
     std::lock_guard lock(mu_);
-    return DrainLocked(NewDeadline());
+    return DrainLocked(NewDeadline(), at_most);
   }
 
   Status Copy(uint64_t off, bool is_read, std::byte* dst, const std::byte* src, uint64_t len) {
@@ -898,12 +898,14 @@ class Device::Impl {
     }
   }
 
-  Status DrainLocked(const Deadline& dl) {
+  // Waits until at most `at_most` queued (async) requests are unanswered.
+  Status DrainLocked(const Deadline& dl, size_t at_most = 0) {
     VNVRAM_RETURN_IF_ERROR(Usable());
     VNVRAM_RETURN_IF_ERROR(IssueQueued());
-    Status s = Pump(dl, [this] {
+    Status s = Pump(dl, [this, at_most] {
+      size_t open = 0;
       for (const auto& [t, p] : pending_) {
-        if (p.async && !p.done) return false;
+        if (p.async && !p.done && ++open > at_most) return false;
       }
       return true;
     });
@@ -1702,6 +1704,9 @@ Status Device::flush() {
 }
 Status Device::drain() {
   return impl_->Drain();
+}
+Status Device::drain_to(size_t at_most) {
+  return impl_->Drain(at_most);
 }
 Status Device::barrier() {
   return impl_->Barrier();

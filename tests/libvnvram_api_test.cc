@@ -79,6 +79,17 @@ BOOST_AUTO_TEST_CASE(CallsAndTheirErrors) {
   BOOST_TEST_REQUIRE(d->flush().ok());
   BOOST_TEST_REQUIRE(d->drain().ok());
   BOOST_TEST(d->durable_seq() > seq);
+  // A bounded queue: one persist_async and drain_to(3) per record keeps at
+  // most four requests open; drain_to(0) is drain().
+  const uint64_t before = d->durable_seq();
+  for (uint64_t i = 0; i < 200; ++i) {
+    BOOST_TEST_REQUIRE(d->persist_async(i * 64, 64).ok());
+    BOOST_TEST_REQUIRE(d->drain_to(3).ok());
+  }
+  BOOST_TEST_REQUIRE(d->drain_to(0).ok());
+  BOOST_TEST(d->durable_seq() > before);
+  BOOST_TEST((d->persist_async(1048576, 1).code() == Code::kOutOfRange));
+  BOOST_TEST_REQUIRE(d->drain_to(1000).ok());
 
   auto info = d->info();
   BOOST_TEST_REQUIRE(info.ok(), info.status().ToString());

@@ -13,6 +13,7 @@ PACKAGES="
   libspdlog-dev libfmt-dev
   nlohmann-json3-dev libcli11-dev
   spin
+  gnuplot-nox
 "
 
 missing() {

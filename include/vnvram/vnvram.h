@@ -42,6 +42,8 @@ int vnvram_persist_async(vnvram_dev* dev, uint64_t offset, uint64_t length);
 int vnvram_flush(vnvram_dev* dev);
 /* Waits for every queued request; the first error among them. */
 int vnvram_drain(vnvram_dev* dev);
+/* Waits until at most `at_most` queued requests are unanswered. */
+int vnvram_drain_to(vnvram_dev* dev, size_t at_most);
 /* Orders the requests queued before it before those queued after it. */
 int vnvram_barrier(vnvram_dev* dev);
 

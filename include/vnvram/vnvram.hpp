@@ -144,6 +144,10 @@ class Device {
   Status persist_async(uint64_t offset, uint64_t length);
   Status flush();
   Status drain();
+  // Waits until at most `at_most` queued requests are unanswered (a queue
+  // depth of at_most + 1 with one persist_async() per call) and returns
+  // the first error among the answered ones. drain_to(0) is drain().
+  Status drain_to(size_t at_most);
   // Requests queued before it complete before any queued after it starts.
   Status barrier();
 
