@@ -12,7 +12,7 @@
 namespace vnvram::bench {
 
 std::optional<double> ReportLine::Ratio() const {
-  if (baseline.empty() || baseline_value <= 0 || value <= 0) return std::nullopt;
+  if (baseline.empty() || baseline_value <= 0 || value < 0) return std::nullopt;
   return value / baseline_value;
 }
 
@@ -167,22 +167,26 @@ Result<std::vector<std::string>> Report::WritePlots(const std::string& dir) cons
       files.second.emplace_back(name, file);
     }
   }
+  if (cdfs.empty() && tput.empty()) return std::vector<std::string>{};
   const std::string gp = dir + "/plots.gp";
   std::ofstream g(gp);
   g << "set terminal pngcairo size 1100,700 noenhanced\nset grid\nset key bottom right\n";
-  g << "set output '" << dir << "/latency-cdf.png'\n";
-  g << "set title 'vnvram persist latency at QD1 (4 KiB) and baselines, same run'\n";
-  g << "set xlabel 'latency (us, log scale)'\nset ylabel 'fraction of requests'\n";
-  g << "set logscale x\nset yrange [0:1]\n";
-  g << "plot ";
-  for (size_t i = 0; i < cdfs.size(); ++i) {
-    g << (i ? ", " : "") << "'" << cdfs[i].second << "' using 1:2 with lines lw 2 title '"
-      << cdfs[i].first << "'";
+  if (!cdfs.empty()) {
+    g << "set output '" << dir << "/latency-cdf.png'\n";
+    g << "set title 'vnvram persist latency at QD1 (4 KiB) and baselines, same run'\n";
+    g << "set xlabel 'latency (us, log scale)'\nset ylabel 'fraction of requests'\n";
+    g << "set logscale x\nset yrange [0:1]\nplot ";
+    for (size_t i = 0; i < cdfs.size(); ++i) {
+      g << (i ? ", " : "") << "'" << cdfs[i].second << "' using 1:2 with lines lw 2 title '"
+        << cdfs[i].first << "'";
+    }
+    g << "\n";
   }
-  g << "\nunset logscale x\nset yrange [*:*]\nset key top left\n";
+  g << "unset logscale x\nset yrange [*:*]\nset key top left\n";
   g << "set xlabel 'queue depth (log scale)'\nset ylabel 'persists per second (log scale)'\n";
   g << "set logscale xy\nset xtics (1, 4, 32, 64)\n";
-  std::vector<std::string> pngs = {dir + "/latency-cdf.png"};
+  std::vector<std::string> pngs;
+  if (!cdfs.empty()) pngs.push_back(dir + "/latency-cdf.png");
   for (const auto& [size, files] : tput) {
     const std::string png = dir + "/throughput-qd-" + std::to_string(size) + ".png";
     pngs.push_back(png);

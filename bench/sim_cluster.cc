@@ -132,6 +132,7 @@ Result<std::unique_ptr<BenchCluster>> BenchCluster::Start(const std::string& bin
   c->bin_ = bin_dir;
   c->work_ = work_dir;
   c->vnvramd_args_ = settings.vnvramd_args;
+  c->keep_ = settings.keep;
   std::error_code ec;
   std::filesystem::create_directories(work_dir, ec);
   if (ec) return Status::IoError("create " + work_dir + ": " + ec.message());
@@ -171,9 +172,12 @@ Status BenchCluster::StartHost(const BenchHost& h) {
   if (h.serves_guests) {
     const std::string xs = SimDir(h.id);
     std::filesystem::create_directories(xs);
-    VNVRAM_ASSIGN_OR_RETURN(auto x, Daemon::Start({bin_ + "/vnvram-xenstored", "--socket-dir", xs,
-                                                   "--domain", "1", "--log-level", "warn"},
-                                                  dir + "/xenstored.log", env_));
+    std::vector<std::string> xargv{bin_ + "/vnvram-xenstored", "--socket-dir", xs, "--log-level",
+                                   "warn"};
+    for (uint32_t g = 1; g <= h.guests; ++g) {
+      xargv.insert(xargv.end(), {"--domain", std::to_string(g)});
+    }
+    VNVRAM_ASSIGN_OR_RETURN(auto x, Daemon::Start(xargv, dir + "/xenstored.log", env_));
     xenstored_[h.id] = std::move(x);
     argv.insert(argv.end(), {"--platform", "sim:" + xs + ":0"});
   } else {
@@ -191,21 +195,22 @@ BenchCluster::~BenchCluster() {
   vnvramd_.clear();
   xenstored_.clear();
   std::error_code ec;
-  std::filesystem::remove_all(work_, ec);
+  if (!keep_) std::filesystem::remove_all(work_, ec);
 }
 
 std::string BenchCluster::SimDir(const std::string& host) const {
   return work_ + "/" + host + "/xs";
 }
 
-std::string BenchCluster::GuestPlatform(const std::string& host) const {
-  return "sim:" + SimDir(host) + ":1";
+std::string BenchCluster::GuestPlatform(const std::string& host, uint32_t guest) const {
+  return "sim:" + SimDir(host) + ":" + std::to_string(guest);
 }
 
-Status BenchCluster::Attach(const std::string& host, uint32_t devid, const BenchVolume& volume) {
-  return RunTool({bin_ + "/nvram-tool", "--platform", "sim:" + SimDir(host) + ":0", "attach", "1",
-                  "--backend", "0", "--devid", std::to_string(devid), "--size",
-                  std::to_string(volume.size), "--volume", volume.uuid});
+Status BenchCluster::Attach(const std::string& host, uint32_t devid, const BenchVolume& volume,
+                            uint32_t guest) {
+  return RunTool({bin_ + "/nvram-tool", "--platform", "sim:" + SimDir(host) + ":0", "attach",
+                  std::to_string(guest), "--backend", "0", "--devid", std::to_string(devid),
+                  "--size", std::to_string(volume.size), "--volume", volume.uuid});
 }
 
 pid_t BenchCluster::VnvramdPid(const std::string& host) const {

@@ -41,6 +41,7 @@ Status RunTool(const std::vector<std::string>& argv);
 struct BenchHost {
   std::string id;
   bool serves_guests = true;  // false: vnvramd --replica-only
+  uint32_t guests = 1;        // guest domains 1..guests
 };
 
 struct BenchVolume {
@@ -55,6 +56,7 @@ struct ClusterSettings {
   uint32_t heartbeat_interval_ms = 100;
   uint32_t peer_expiry_ms = 2000;
   std::vector<std::string> vnvramd_args;  // extra, for every vnvramd
+  bool keep = false;                      // keep the work directory (logs)
 };
 
 class BenchCluster {
@@ -66,11 +68,12 @@ class BenchCluster {
                                                      const ClusterSettings& settings);
   ~BenchCluster();
 
-  // The platform spec of guest domain 1 on guest-serving host `host`.
-  std::string GuestPlatform(const std::string& host) const;
+  // The platform spec of guest domain `guest` on guest-serving `host`.
+  std::string GuestPlatform(const std::string& host, uint32_t guest = 1) const;
   std::string SimDir(const std::string& host) const;
-  // Attaches `volume` to guest domain 1 of `host` as device `devid`.
-  Status Attach(const std::string& host, uint32_t devid, const BenchVolume& volume);
+  // Attaches `volume` to guest domain `guest` of `host` as device `devid`.
+  Status Attach(const std::string& host, uint32_t devid, const BenchVolume& volume,
+                uint32_t guest = 1);
   pid_t VnvramdPid(const std::string& host) const;
   const std::string& work_dir() const { return work_; }
 
@@ -80,6 +83,7 @@ class BenchCluster {
   std::string bin_;
   std::string work_;
   std::string cluster_file_;
+  bool keep_ = false;
   std::vector<std::string> vnvramd_args_;
   std::vector<std::string> env_;
   std::map<std::string, std::unique_ptr<Daemon>> xenstored_;
