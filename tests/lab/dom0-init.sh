@@ -14,7 +14,9 @@
 #
 # With vnvlab_mode=pair on the kernel command line this dom0 is one of the
 # two hosts of the two-host lab: after the toolstack it runs
-# tests/lab/two-host.sh (/lab/two-host.sh) instead of the scenarios below.
+# tests/lab/two-host.sh (/lab/two-host.sh) instead of the scenarios below;
+# with vnvlab_mode=bench it runs the lab-bench benchmark
+# (tests/lab/bench.sh, /lab/bench.sh) instead.
 # The single-VM scenarios end with tests/lab/driver-domain.sh
 # (/lab/driver-domain.sh): a driver domain serving a guest, and multipath.
 #
@@ -64,7 +66,7 @@ now() {
 # vnvlab_deadline=, the qemu limit minus boot and log-collection margins):
 # no wait goes past it, so the logs always come out.
 DEADLINE=280
-MODE=single         # single: the scenarios below; pair: two-host.sh (a VM of two)
+MODE=single         # single: the scenarios below; pair: two-host.sh (a VM of two); bench: bench.sh
 read -r CMDLINE </proc/cmdline
 for kv in $CMDLINE; do
   case $kv in
@@ -198,6 +200,15 @@ timing toolstack-ready "${T_TOOLSTACK}s (dom0 uptime)"
 if [ "$MODE" = pair ]; then
   # shellcheck source=two-host.sh
   . /lab/two-host.sh
+  finish
+fi
+
+# The lab-bench run (run-lab.sh --part bench, tests/lab/bench.sh): only
+# the benchmark, none of the scenarios below.
+if [ "$MODE" = bench ]; then
+  # shellcheck source=bench.sh
+  . /lab/bench.sh
+  bench_main
   finish
 fi
 

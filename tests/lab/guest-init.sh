@@ -348,6 +348,23 @@ hostile() {
   esac
 }
 
+# lab-bench (bench.sh): vnvram-lab-bench with the arguments dom0 gives in
+# data/lab-bench-args ("guest --devid 0 ...", the replicated device too when
+# there is one) against the event-channel echo dom0 runs. Its BENCH lines
+# go to data/lab-bench-figures (';' joined), its last line ("RESULT ok|fail
+# ...") to data/lab-result.
+bench() {
+  args=$(wait_key data/lab-bench-args 60) || args="guest --devid 0"
+  say "vnvram-lab-bench $args"
+  # shellcheck disable=SC2086 # args is a list of words
+  timeout 360 vnvram-lab-bench --platform xen $args --timeout-ms 300000 >/tmp/bench.out 2>&1
+  rc=$?
+  sed "s/^/  /" /tmp/bench.out
+  put bench-figures "$(grep '^BENCH' /tmp/bench.out | tr '\n' ';')"
+  last=$(grep '^RESULT' /tmp/bench.out | tail -n 1)
+  put result "${last:-RESULT fail vnvram-lab-bench rc=$rc: $(tail -n 2 /tmp/bench.out | tr '\n' ' ')}"
+}
+
 case $ROLE in
   writer1) writer1 ;;
   writer2) writer2 ;;
@@ -355,6 +372,7 @@ case $ROLE in
   repl-writer) repl_writer ;;
   repl-verifier) repl_verifier ;;
   drv-guest) drv_guest ;;
+  bench) bench ;;
   *) say "unknown role '$ROLE'" ;;
 esac
 say "finished, uptime $(cut -d' ' -f1 /proc/uptime)"
