@@ -632,6 +632,9 @@ class Device::Impl {
   // or the best path asked to take over.
   Status FirstConnect(const Deadline& dl) {
     Status last;
+    // A backend that is slow to map the ring (a loaded or emulated host)
+    // gets twice the time on each further try of the same path.
+    std::map<const Path*, int> tries;
     for (;;) {
       const std::vector<Path*> order = Ordered();
       if (order.size() == 1) {
@@ -662,7 +665,9 @@ class Device::Impl {
             Nudge(*p, *v);
             continue;
           }
-          const Deadline pdl(SystemClock::Instance(), std::min(dl.Remaining(), kCandidateBudget));
+          const int n = std::min(tries[p]++, 4);
+          const Deadline pdl(SystemClock::Instance(),
+                             std::min<Nanos>(dl.Remaining(), kCandidateBudget * (1 << n)));
           Status s = ConnectPath(*p, pdl);
           if (!s.ok()) last = s;
         }
