@@ -4,8 +4,10 @@
  *
  * Three replicas of one volume. Any node may crash (losing its memory) and
  * restart; any message may be lost; messages between two nodes arrive in
- * order (one ZeroMQ connection per peer), messages from different peers
- * interleave freely. Each node is a single-threaded event loop: every
+ * order, messages from different peers interleave freely. (In vnvramd a
+ * node's requests to a peer travel in order on one ZeroMQ connection, its
+ * data DEALER, and its answers to that peer in order on another, the peer's
+ * control DEALER; the channel below orders both together.) Each node is a single-threaded event loop: every
  * action below is atomic. Abstractions:
  *   - the region is a set of writes (a bitmask of write ids); a write is
  *     identified by (epoch, sequence) on the wire and by its bit here;

@@ -178,7 +178,10 @@ BOOST_AUTO_TEST_CASE(FailoverToALaggingReplicaWaitsForItsResync) {
   StartHealthy(h);
   std::string filled;
   BOOST_TEST_REQUIRE(h.RunGuest({"fill", "--offset", "1048576"}, &filled) == 0, filled);
-  auto g = h.Guest({"write", "--count", "3000"});
+  // The writer stops before its last record until the failover is done: a
+  // fast one would otherwise finish (and close the device) before the
+  // failover is asked, and no frontend would be left to perform it.
+  auto g = h.Guest({"write", "--count", "3000", "--pause-after", "2999"});
   BOOST_TEST_REQUIRE(g->WaitForLine("persisted 200 ", kClusterWait).ok(), g->transcript());
   h.Kill("a1");
   BOOST_TEST_REQUIRE(g->WaitForLine("persisted 1200 ", kClusterWait).ok(), g->transcript());
@@ -192,6 +195,7 @@ BOOST_AUTO_TEST_CASE(FailoverToALaggingReplicaWaitsForItsResync) {
   BOOST_TEST(h.Repl("a1", rk::kRole) == rk::kRolePrimary);
   BOOST_TEST(h.BackendLog("a1").find("activation waits for the resync") != std::string::npos,
              h.Logs());
+  BOOST_TEST_REQUIRE(g->WriteStdin("go\n").ok());
   const int rc = Finish(*g);
   BOOST_TEST_REQUIRE(rc == 0, Tail(g->transcript()) << h.Logs());
   BOOST_TEST(LastPersisted(g->transcript()) == 2999);
@@ -230,10 +234,14 @@ BOOST_AUTO_TEST_CASE(FailoverWithoutAMajorityIsRefused) {
   h.Kill("a0");
   // The idle guest notices (a1 reports the primary unreachable), tries a1
   // and is refused: a1 alone is no majority.
-  BOOST_TEST_REQUIRE(
-      h.WaitFor("the automatic failover refused",
-                [&] { return h.Mp(mp::kFailoverState) == mp::kFailoverStateFailed; }),
-      Outcome(h));
+  // The frontend writes the state, then the outcome, in two transactions:
+  // wait for both.
+  BOOST_TEST_REQUIRE(h.WaitFor("the automatic failover refused",
+                               [&] {
+                                 return h.Mp(mp::kFailoverState) == mp::kFailoverStateFailed &&
+                                        !h.Mp(mp::kFailoverResult).empty();
+                               }),
+                     Outcome(h));
   BOOST_TEST(h.Mp(mp::kFailoverResult) == mp::kFailoverResultNoMajority, Outcome(h));
   // Failed, or trying again (every xenstore change of the group retries).
   const std::string status = h.Mp(mp::kStatus);

@@ -1,5 +1,6 @@
 #include "backend/replication/engine.h"
 
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -45,9 +46,10 @@ using std::chrono::milliseconds;
 // replica is marked outdated (REPLICATE) or the resync waits (chunks).
 constexpr int kSendHighWaterMark = 10000;
 constexpr size_t kChunksPerRound = 16;
-// A replica that has this many bytes queued and unacknowledged is slow: it
-// is marked outdated (and resynchronised) rather than queued more.
-constexpr uint64_t kMaxUnackedBytes = 64u << 20;
+// The routing id of a host's data DEALER is its host id with this suffix
+// (host ids have no '/'): everything the host starts goes out on it, and
+// answers go back to its control DEALER, whose routing id is the host id.
+constexpr std::string_view kDataSuffix = "/data";
 // A peer that sends this many refused frames in a row loses its session.
 constexpr uint32_t kMaxBadFrames = 16;
 // How long an activation waits for this host's copy to be resynchronised.
@@ -67,10 +69,55 @@ std::span<const std::byte> AsBytes(const zmq::message_t& m) {
   return {static_cast<const std::byte*>(m.data()), m.size()};
 }
 
+// One peer's request stream: this host's data DEALER to it (routing id
+// "<host>/data"), on which every frame this host starts goes out, in order:
+// HELLO, HEARTBEAT, EPOCH_PROPOSE, RESYNC_REQUEST from the I/O thread,
+// REPLICATE from the persisting threads, RESYNC_CHUNK and RESYNC_DONE from
+// the I/O thread, the last three under their volume's send lock
+// (VolumeReplica). It never receives: the peer answers to the control
+// DEALER. Thread-safe: the socket is used under mu_ only (which also orders
+// its memory); mu_ is the innermost lock.
+class DataLink final : public FrameLink {
+ public:
+  DataLink(std::string peer, const Clock& clock) : peer_(std::move(peer)), clock_(clock) {}
+
+  bool Send(std::span<const std::byte> frame) override {
+    std::lock_guard lock(mu_);
+    if (!socket_) return false;
+    try {
+      if (!socket_->send(zmq::message_t(frame.data(), frame.size()), zmq::send_flags::dontwait)) {
+        return false;  // not connected (IMMEDIATE) or high-water mark
+      }
+    } catch (const zmq::error_t& e) {
+      spdlog::warn("replication: send to {}: {}", peer_, e.what());
+      return false;
+    }
+    last_sent_ = clock_.Now();
+    return true;
+  }
+  // Replaces the socket (nullptr closes it); the I/O thread only.
+  void Reset(std::unique_ptr<zmq::socket_t> socket) {
+    std::lock_guard lock(mu_);
+    socket_ = std::move(socket);
+  }
+  Nanos last_sent() const {
+    std::lock_guard lock(mu_);
+    return last_sent_;
+  }
+
+ private:
+  const std::string peer_;
+  const Clock& clock_;
+  mutable std::mutex mu_;
+  std::unique_ptr<zmq::socket_t> socket_;  // guarded by mu_
+  Nanos last_sent_{0};                     // guarded by mu_
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
-// The I/O thread: every socket, every session, every timer.
+// The I/O thread: every socket but the data DEALERs' sending side, every
+// session, every timer.
 class Engine::IoThread {
  public:
   IoThread(EngineOptions& options, std::map<std::string, std::shared_ptr<VolumeReplica>>& volumes)
@@ -114,18 +161,27 @@ class Engine::IoThread {
     std::string id;
     std::string endpoint;
     std::optional<std::string> public_key;
+    // The control DEALER (routing id = this host's id): receives the peer's
+    // answers; nothing is sent on it.
     std::unique_ptr<zmq::socket_t> dealer;
-    std::unique_ptr<zmq::socket_t> monitor;  // handshake events (CurveZMQ only)
-    bool refused = false;                    // the CurveZMQ handshake failed
+    std::unique_ptr<zmq::socket_t> monitor;  // its link events
+    // The data DEALER: every request to the peer (DataLink), shared with
+    // the persisting threads through the volumes' fan-out.
+    std::shared_ptr<DataLink> data;
+    std::unique_ptr<zmq::socket_t> data_monitor;  // its link events
+    // ZMQ_FD of dealer, monitor and data_monitor (-1: none).
+    int dealer_fd = -1;
+    int monitor_fd = -1;
+    int data_monitor_fd = -1;
+    bool refused = false;  // the CurveZMQ handshake failed
     Nanos refused_at{0};
     bool out_session = false;  // HELLO_ACK received on our DEALER
     Nanos hello_sent{-1};
     bool in_session = false;  // HELLO received on our ROUTER
     uint64_t in_incarnation = 0;
     Nanos last_seen{-1};
-    Nanos lost_at{-1};  // our DEALER's connection dropped (LoseSession)
+    Nanos lost_at{-1};  // one of our DEALERs' connections dropped (LoseSession)
     uint64_t last_seen_wall_ms = 0;
-    Nanos last_sent{0};
     uint64_t heartbeat_counter = 0;
     bool up = false;
     uint32_t bad_frames = 0;
@@ -135,17 +191,14 @@ class Engine::IoThread {
     ReplicaLinkState state = ReplicaLinkState::kDown;
     uint64_t acked = 0;
     std::optional<uint64_t> since;  // its position when known (dirty resync)
-    uint64_t ack_wait_seq = 0;      // oldest requested ack outstanding
-    Nanos ack_wait_since{0};
     // Resync in progress.
     std::vector<uint32_t> chunks;
     size_t next_chunk = 0;
     bool done_sent = false;
     uint64_t done_seq = 0;
-    // Bytes queued to it and not yet covered by an acknowledgement, by
-    // sequence (flow control: kMaxUnackedBytes).
-    std::deque<std::pair<uint64_t, uint64_t>> unacked;
-    uint64_t unacked_bytes = 0;
+    // In-sync and syncing replicas are also in the volume's fan-out
+    // (VolumeReplica::SetFanOut), which keeps their flow control (bytes
+    // unacknowledged, requested acks outstanding) under the volume's mutex.
     // Backoff for a resync that keeps failing soon after it starts.
     Nanos resync_started{0};
     Nanos resync_after{0};
@@ -190,7 +243,6 @@ class Engine::IoThread {
   struct VolumeState {
     std::shared_ptr<VolumeReplica> replica;
     std::map<std::string, Track> tracks;  // by host, primary only
-    uint64_t sent = 0;                    // highest sequence fanned out
     std::optional<Election> election;
     std::vector<SourceResync> sources;
     bool startup_proposal = false;
@@ -209,9 +261,10 @@ class Engine::IoThread {
 
   void Run();
   void RunCommands();
-  void HandleRouter();
-  void HandleDealer(Peer& p);
-  void HandleMonitor(Peer& p);
+  // Read until EAGAIN (true) or a budget of frames (false: more to read).
+  bool HandleRouter();
+  bool HandleDealer(Peer& p);
+  void HandleMonitor(Peer& p, zmq::socket_t& monitor);
   vnvram::Status OpenDealer(Peer& p);
   void OnRouterFrame(const std::string& from, zmq::message_t& payload);
   void OnDealerFrame(Peer& p, const Message& m);
@@ -224,7 +277,12 @@ class Engine::IoThread {
   void PeerRestarted(Peer& p);
   void LoseSession(Peer& p, std::string_view why);
   void Tick();
-  void FanOut();
+  // Acts on what the persisting threads left (FanOutNews).
+  void FanOutNews();
+  void ClearTracks(VolumeState& vs) {
+    vs.tracks.clear();
+    vs.replica->ClearFanOut();
+  }
   void DriveResyncs();
   void StartResync(VolumeState& vs, const std::string& host, Track& t);
   void MarkOutdated(VolumeState& vs, const std::string& host, Track& t, std::string_view why);
@@ -264,6 +322,8 @@ class Engine::IoThread {
   zmq::context_t ctx_;
   std::unique_ptr<ZapHandler> zap_;
   std::unique_ptr<zmq::socket_t> router_;
+  int router_fd_ = -1;   // its ZMQ_FD
+  bool reread_ = false;  // read every socket on the next round (Run)
   std::map<std::string, Peer> peers_;
   std::map<std::string, VolumeState> vstate_;
   int wake_fd_ = -1;
@@ -324,6 +384,7 @@ vnvram::Status Engine::IoThread::Open(std::string* bound) {
       return vnvram::Status::Unavailable("bind " + listen + ": " + e.what());
     }
     *bound = router_->get(zmq::sockopt::last_endpoint);
+    router_fd_ = router_->get(zmq::sockopt::fd);
     for (const HostEntry& h : c.hosts) {
       if (h.id == opt_.host_id) continue;
       // Only peers that share a volume with this host.
@@ -359,24 +420,24 @@ vnvram::Status Engine::IoThread::Open(std::string* bound) {
 
 vnvram::Status Engine::IoThread::OpenDealer(Peer& p) {
   const ClusterConfig& c = opt_.cluster;
-  try {
-    p.monitor.reset();
-    p.dealer.reset();
-    p.dealer = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::dealer);
-    p.dealer->set(zmq::sockopt::routing_id, opt_.host_id);
-    p.dealer->set(zmq::sockopt::immediate, 1);
-    p.dealer->set(zmq::sockopt::linger, 0);
-    p.dealer->set(zmq::sockopt::sndhwm, kSendHighWaterMark);
-    p.dealer->set(zmq::sockopt::rcvhwm, kSendHighWaterMark);
-    p.dealer->set(zmq::sockopt::heartbeat_ivl, static_cast<int>(c.settings.heartbeat_interval_ms));
-    p.dealer->set(zmq::sockopt::heartbeat_timeout, static_cast<int>(c.settings.peer_expiry_ms));
+  // One DEALER with its link monitor; `routing_id` tells the peer which.
+  auto open = [&](const std::string& routing_id, std::unique_ptr<zmq::socket_t>* dealer,
+                  std::unique_ptr<zmq::socket_t>* monitor) -> vnvram::Status {
+    auto d = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::dealer);
+    d->set(zmq::sockopt::routing_id, routing_id);
+    d->set(zmq::sockopt::immediate, 1);
+    d->set(zmq::sockopt::linger, 0);
+    d->set(zmq::sockopt::sndhwm, kSendHighWaterMark);
+    d->set(zmq::sockopt::rcvhwm, kSendHighWaterMark);
+    d->set(zmq::sockopt::heartbeat_ivl, static_cast<int>(c.settings.heartbeat_interval_ms));
+    d->set(zmq::sockopt::heartbeat_timeout, static_cast<int>(c.settings.peer_expiry_ms));
     // Reconnect well within the peer expiry, so a restarted peer is back
     // before it is declared down again.
-    p.dealer->set(zmq::sockopt::reconnect_ivl, 50);
-    p.dealer->set(zmq::sockopt::reconnect_ivl_max,
-                  static_cast<int>(std::clamp<uint32_t>(c.settings.peer_expiry_ms / 4, 50, 1000)));
+    d->set(zmq::sockopt::reconnect_ivl, 50);
+    d->set(zmq::sockopt::reconnect_ivl_max,
+           static_cast<int>(std::clamp<uint32_t>(c.settings.peer_expiry_ms / 4, 50, 1000)));
     if (c.curve_enabled()) {
-      VNVRAM_RETURN_IF_ERROR(ConfigureCurveClient(*p.dealer, *opt_.keys, *p.public_key));
+      VNVRAM_RETURN_IF_ERROR(ConfigureCurveClient(*d, *opt_.keys, *p.public_key));
     }
     // Link events: a dropped connection (the peer's process died) outdates
     // its replicas at once instead of after the peer expiry; handshake
@@ -387,13 +448,33 @@ vnvram::Status Engine::IoThread::OpenDealer(Peer& p) {
       events |= ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                 ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
     }
-    if (zmq_socket_monitor(p.dealer->handle(), mon.c_str(), events) != 0) {
+    if (zmq_socket_monitor(d->handle(), mon.c_str(), events) != 0) {
       return vnvram::Status::FromErrno(zmq_errno(), "monitor the link to " + p.id);
     }
-    p.monitor = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::pair);
-    p.monitor->set(zmq::sockopt::linger, 0);
-    p.monitor->connect(mon);
-    p.dealer->connect(p.endpoint);
+    auto m = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::pair);
+    m->set(zmq::sockopt::linger, 0);
+    m->connect(mon);
+    d->connect(p.endpoint);
+    *monitor = std::move(m);
+    *dealer = std::move(d);
+    return vnvram::Status::Ok();
+  };
+  try {
+    p.dealer_fd = p.monitor_fd = p.data_monitor_fd = -1;
+    p.monitor.reset();
+    p.dealer.reset();
+    p.data_monitor.reset();
+    if (!p.data) p.data = std::make_shared<DataLink>(p.id, clock_);
+    p.data->Reset(nullptr);
+    VNVRAM_RETURN_IF_ERROR(open(opt_.host_id, &p.dealer, &p.monitor));
+    std::unique_ptr<zmq::socket_t> data;
+    VNVRAM_RETURN_IF_ERROR(open(opt_.host_id + std::string(kDataSuffix), &data, &p.data_monitor));
+    p.dealer_fd = p.dealer->get(zmq::sockopt::fd);
+    p.monitor_fd = p.monitor->get(zmq::sockopt::fd);
+    p.data_monitor_fd = p.data_monitor->get(zmq::sockopt::fd);
+    reread_ = true;  // new sockets: read them before relying on their ZMQ_FD
+    // From here on the socket belongs to the link (used under its mutex).
+    p.data->Reset(std::move(data));
   } catch (const zmq::error_t& e) {
     return vnvram::Status::Internal("zeromq socket to " + p.id + ": " + e.what());
   }
@@ -401,13 +482,13 @@ vnvram::Status Engine::IoThread::OpenDealer(Peer& p) {
   return vnvram::Status::Ok();
 }
 
-void Engine::IoThread::HandleMonitor(Peer& p) {
+void Engine::IoThread::HandleMonitor(Peer& p, zmq::socket_t& monitor) {
   for (;;) {
     zmq::message_t event;
     zmq::message_t address;
     try {
-      if (!p.monitor->recv(event, zmq::recv_flags::dontwait)) return;
-      if (event.more()) (void)p.monitor->recv(address, zmq::recv_flags::none);
+      if (!monitor.recv(event, zmq::recv_flags::dontwait)) return;
+      if (event.more()) (void)monitor.recv(address, zmq::recv_flags::none);
     } catch (const zmq::error_t&) {
       return;
     }
@@ -420,8 +501,9 @@ void Engine::IoThread::HandleMonitor(Peer& p) {
       continue;
     }
     if (id == ZMQ_EVENT_DISCONNECTED) {
-      // Frames queued to it are gone with the connection: its replicas are
-      // behind, and the session must be re-opened when it is back.
+      // Frames queued to it are gone with the connection (data), or its
+      // answers are (control): its replicas are behind, and the session
+      // must be re-opened when it is back.
       if (p.out_session) LoseSession(p, "connection lost");
       continue;
     }
@@ -445,9 +527,14 @@ void Engine::IoThread::Stop() {
     Wake();
     thread_.join();
   }
+  for (auto& [key, vs] : vstate_) vs.replica->ClearFanOut();
   for (auto& [id, p] : peers_) {
     p.monitor.reset();
     p.dealer.reset();
+    p.data_monitor.reset();
+    // Closed before the context ends; a persist still holding the link
+    // finds it closed.
+    if (p.data) p.data->Reset(nullptr);
   }
   router_.reset();
   zap_.reset();
@@ -464,19 +551,27 @@ void Engine::IoThread::Run() {
   const auto tick_every = milliseconds(std::max<uint32_t>(
       5, std::min<uint32_t>(opt_.cluster.settings.heartbeat_interval_ms / 2, 50)));
   Nanos next_tick = clock_.Now();
-  std::vector<zmq::pollitem_t> items;
+  // Every socket is polled by its ZMQ_FD, which signals only that the
+  // socket has news since it was last read: so each is read until EAGAIN
+  // whenever its descriptor is readable, on every tick as a safety net, and
+  // again at once when a round stopped early (budget). One poll(2) a round,
+  // where zmq_poll costs a few system calls per socket, on both hosts'
+  // side of every acknowledged persist. Sound because only this thread uses
+  // these sockets, the control DEALERs and the monitors only receive, and the
+  // ROUTER sends only its answers, inside HandleRouter's reading loop.
+  std::vector<pollfd> fds;
   std::vector<Peer*> order;
+  bool again = true;  // read everything first
   while (!stop_) {
-    items.clear();
+    fds.clear();
     order.clear();
-    items.push_back({router_->handle(), 0, ZMQ_POLLIN, 0});
-    items.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
+    fds.push_back({router_fd_, POLLIN, 0});
+    fds.push_back({wake_fd_, POLLIN, 0});
     for (auto& [id, p] : peers_) {
-      items.push_back({p.dealer->handle(), 0, ZMQ_POLLIN, 0});
+      fds.push_back({p.dealer_fd, POLLIN, 0});
+      fds.push_back({p.monitor_fd, POLLIN, 0});
+      fds.push_back({p.data_monitor_fd, POLLIN, 0});
       order.push_back(&p);
-    }
-    for (Peer* p : order) {
-      items.push_back({p->monitor ? p->monitor->handle() : nullptr, -1, ZMQ_POLLIN, 0});
     }
     bool busy = false;
     for (auto& [key, vs] : vstate_) {
@@ -485,25 +580,28 @@ void Engine::IoThread::Run() {
     }
     const Nanos now = clock_.Now();
     long timeout_ms = busy ? 1 : std::chrono::duration_cast<milliseconds>(next_tick - now).count();
-    timeout_ms = std::clamp<long>(timeout_ms, 0, 1000);
-    try {
-      zmq::poll(items.data(), items.size(), milliseconds(timeout_ms));
-    } catch (const zmq::error_t& e) {
-      if (e.num() == ETERM) break;
-      if (e.num() != EINTR) spdlog::error("replication poll: {}", e.what());
-      continue;
+    timeout_ms = again ? 0 : std::clamp<long>(timeout_ms, 0, 1000);
+    if (::poll(fds.data(), fds.size(), static_cast<int>(timeout_ms)) < 0 && errno != EINTR) {
+      spdlog::error("replication poll: {}", std::strerror(errno));
     }
-    if (items[1].revents != 0) {
+    const bool all = again || reread_ || clock_.Now() >= next_tick;
+    again = false;
+    reread_ = false;
+    if (fds[1].revents != 0) {
       uint64_t n = 0;
       (void)!::read(wake_fd_, &n, sizeof(n));
     }
     RunCommands();
-    if (items[0].revents != 0) HandleRouter();
+    if (all || fds[0].revents != 0) again = !HandleRouter() || again;
     for (size_t i = 0; i < order.size(); ++i) {
-      if (items[i + 2].revents != 0) HandleDealer(*order[i]);
-      if (order[i]->monitor && items[i + 2 + order.size()].revents != 0) HandleMonitor(*order[i]);
+      Peer& p = *order[i];
+      if (p.dealer && (all || fds[2 + 3 * i].revents != 0)) again = !HandleDealer(p) || again;
+      if (p.monitor && (all || fds[3 + 3 * i].revents != 0)) HandleMonitor(p, *p.monitor);
+      if (p.data_monitor && (all || fds[4 + 3 * i].revents != 0)) {
+        HandleMonitor(p, *p.data_monitor);
+      }
     }
-    FanOut();
+    FanOutNews();
     DriveResyncs();
     if (clock_.Now() >= next_tick) {
       Tick();
@@ -531,15 +629,7 @@ void Engine::IoThread::RunCommands() {
 // ---- sending -------------------------------------------------------------
 
 bool Engine::IoThread::SendFrameTo(Peer& p, const Bytes& frame) {
-  try {
-    auto r = p.dealer->send(ToMessage(frame), zmq::send_flags::dontwait);
-    if (!r) return false;
-  } catch (const zmq::error_t& e) {
-    spdlog::warn("replication: send to {}: {}", p.id, e.what());
-    return false;
-  }
-  p.last_sent = clock_.Now();
-  return true;
+  return p.data->Send(frame);
 }
 
 bool Engine::IoThread::SendTo(Peer& p, const Message& m) {
@@ -587,12 +677,12 @@ void Engine::IoThread::SendHello(Peer& p) {
 
 // ---- receiving -----------------------------------------------------------
 
-void Engine::IoThread::HandleRouter() {
+bool Engine::IoThread::HandleRouter() {
   for (int budget = 0; budget < 1024; ++budget) {
     zmq::message_t id;
     zmq::message_t payload;
     try {
-      if (!router_->recv(id, zmq::recv_flags::dontwait)) return;
+      if (!router_->recv(id, zmq::recv_flags::dontwait)) return true;
       if (!id.more()) continue;
       (void)router_->recv(payload, zmq::recv_flags::none);
       // Drop any further parts: one frame per message.
@@ -603,16 +693,23 @@ void Engine::IoThread::HandleRouter() {
       }
     } catch (const zmq::error_t& e) {
       spdlog::warn("replication: receive: {}", e.what());
-      return;
+      return true;
     }
     ++frames_in_;
     OnRouterFrame(id.to_string(), payload);
   }
+  return false;
 }
 
-void Engine::IoThread::OnRouterFrame(const std::string& from, zmq::message_t& payload) {
+void Engine::IoThread::OnRouterFrame(const std::string& routing_id, zmq::message_t& payload) {
   auto decoded = Decode(AsBytes(payload), limits_);
-  Peer* p = FindPeer(from);
+  // A host's requests come from its data DEALER ("<host>/data"); it is that
+  // host, and its answers go to its control DEALER ("<host>"). Anyone else
+  // (a tool, a stranger) is answered on the connection it used.
+  std::string_view id = routing_id;
+  if (id.ends_with(kDataSuffix)) id.remove_suffix(kDataSuffix.size());
+  Peer* p = FindPeer(id);
+  const std::string& from = p != nullptr ? p->id : routing_id;
   if (!decoded.ok()) {
     const auto why =
         decoded.status().code() == Code::kNotSupported        ? wire::InvalidReason::kBadVersion
@@ -632,7 +729,8 @@ void Engine::IoThread::OnRouterFrame(const std::string& from, zmq::message_t& pa
     if (!user.ok() || from != *user) {
       spdlog::warn("replication: frame from {} over a connection authenticated as {}",
                    QuoteForError(from), user.ok() ? *user : std::string("nobody"));
-      ReplyInvalid(from, wire::InvalidReason::kUnknownPeer, "routing id does not match the key");
+      ReplyInvalid(routing_id, wire::InvalidReason::kUnknownPeer,
+                   "routing id does not match the key");
       return;
     }
   }
@@ -643,7 +741,7 @@ void Engine::IoThread::OnRouterFrame(const std::string& from, zmq::message_t& pa
     r.volume = inspect->volume;
     r.offset = inspect->offset;
     if (it != volumes_.end()) r = it->second->Inspect(*inspect);
-    Reply(from, r);
+    Reply(routing_id, r);
     return;
   }
   if (auto* hello = std::get_if<Hello>(&m)) {
@@ -692,7 +790,7 @@ void Engine::IoThread::OnRouterFrame(const std::string& from, zmq::message_t& pa
     if (a.reply) Reply(from, *a.reply);
     if (a.changed) dirty_ = true;
     const VolumeView after = vs->replica->View();
-    if (was_primary && after.role != Role::kPrimary) vs->tracks.clear();
+    if (was_primary && after.role != Role::kPrimary) ClearTracks(*vs);
     if (after.role == Role::kReplica && r->epoch == after.promise) Follow(*vs, from);
     return;
   }
@@ -752,7 +850,7 @@ void Engine::IoThread::OnRouterFrame(const std::string& from, zmq::message_t& pa
     Message answer = vs->replica->OnPropose(*prop, from);
     const Role after = vs->replica->View().role;
     if ((before == Role::kPrimary || before == Role::kCandidate) && after != before) {
-      vs->tracks.clear();
+      ClearTracks(*vs);
       if (vs->election) FinishElection(*vs, PromoteResult::kSuperseded);
     }
     spdlog::info("volume {}: {} epoch {} proposed by {}", vs->replica->entry().name,
@@ -795,11 +893,11 @@ void Engine::IoThread::OnRouterFrame(const std::string& from, zmq::message_t& pa
                std::string(TypeName(static_cast<uint8_t>(TypeOf(m)))) + " is not a request");
 }
 
-void Engine::IoThread::HandleDealer(Peer& p) {
+bool Engine::IoThread::HandleDealer(Peer& p) {
   for (int budget = 0; budget < 1024; ++budget) {
     zmq::message_t msg;
     try {
-      if (!p.dealer->recv(msg, zmq::recv_flags::dontwait)) return;
+      if (!p.dealer->recv(msg, zmq::recv_flags::dontwait)) return true;
       while (msg.more()) {
         zmq::message_t extra;
         (void)p.dealer->recv(extra, zmq::recv_flags::none);
@@ -807,7 +905,7 @@ void Engine::IoThread::HandleDealer(Peer& p) {
       }
     } catch (const zmq::error_t& e) {
       spdlog::warn("replication: receive from {}: {}", p.id, e.what());
-      return;
+      return true;
     }
     ++frames_in_;
     auto decoded = Decode(AsBytes(msg), limits_);
@@ -820,6 +918,7 @@ void Engine::IoThread::HandleDealer(Peer& p) {
     Seen(p);
     OnDealerFrame(p, *decoded);
   }
+  return false;
 }
 
 void Engine::IoThread::OnDealerFrame(Peer& p, const Message& m) {
@@ -923,7 +1022,7 @@ void Engine::IoThread::OnAck(Peer& p, const Ack& a) {
       spdlog::warn("volume {}: {} is at epoch {}: this host ({} of epoch {}) is fenced",
                    vs->replica->entry().name, p.id, a.epoch, RoleName(v.role), v.epoch);
       vs->replica->StepDown(/*fenced=*/true, a.epoch);
-      vs->tracks.clear();
+      ClearTracks(*vs);
       Follow(*vs, "");  // some other host leads the newer epoch
       if (vs->election) FinishElection(*vs, PromoteResult::kSuperseded);
       dirty_ = true;
@@ -939,19 +1038,17 @@ void Engine::IoThread::OnAck(Peer& p, const Ack& a) {
     return;
   }
   t.acked = std::max(t.acked, a.acked_sequence);
-  while (!t.unacked.empty() && t.unacked.front().first <= t.acked) {
-    t.unacked_bytes -= t.unacked.front().second;
-    t.unacked.pop_front();
-  }
+  if (t.state == ReplicaLinkState::kInSync) vs->replica->FanOutAcked(p.id, t.acked);
   if (t.state == ReplicaLinkState::kSyncing && t.done_sent && t.acked >= t.done_seq) {
     t.state = ReplicaLinkState::kInSync;
+    // Its frames count for flow control and ack timeouts from now on.
+    vs->replica->SetFanOut(p.id, p.data, /*in_sync=*/true);
     t.chunks.clear();
     spdlog::info("volume {}: replica {} in sync at sequence {}", vs->replica->entry().name, p.id,
                  t.acked);
     dirty_ = true;
     UpdateServing(*vs);
   }
-  if (t.ack_wait_seq != 0 && t.acked >= t.ack_wait_seq) t.ack_wait_seq = 0;
   RecomputeDurable(*vs);
 }
 
@@ -1020,52 +1117,20 @@ void Engine::IoThread::MarkOutdated(VolumeState& vs, const std::string& host, Tr
   if (!t.since) t.since = t.acked;
   t.chunks.clear();
   t.done_sent = false;
-  t.ack_wait_seq = 0;
-  t.unacked.clear();
-  t.unacked_bytes = 0;
+  vs.replica->RemoveFanOut(host);
   dirty_ = true;
   UpdateServing(vs);
   RecomputeDurable(vs);
 }
 
-void Engine::IoThread::FanOut() {
+void Engine::IoThread::FanOutNews() {
   for (auto& [key, vs] : vstate_) {
-    std::deque<Outgoing> out = vs.replica->TakeOutbox();
-    if (out.empty()) continue;
-    const VolumeView v = vs.replica->View();
-    if (v.role != Role::kPrimary) continue;
-    for (const Outgoing& o : out) {
-      const bool asks_ack = (static_cast<uint16_t>((*o.frame)[6]) & wire::kFlagAckRequested) != 0;
-      for (auto& [host, t] : vs.tracks) {
-        if (t.state != ReplicaLinkState::kInSync && t.state != ReplicaLinkState::kSyncing) continue;
-        Peer* p = FindPeer(host);
-        const bool in_sync = t.state == ReplicaLinkState::kInSync;
-        if (in_sync && t.unacked_bytes + o.frame->size() > kMaxUnackedBytes) {
-          MarkOutdated(vs, host, t, "too slow: 64 MiB queued and not acknowledged");
-          continue;
-        }
-        if (p == nullptr || !p->out_session || !SendFrameTo(*p, *o.frame)) {
-          MarkOutdated(vs, host, t, "cannot queue a frame to it");
-          continue;
-        }
-        if (in_sync) {
-          // A syncing replica acknowledges nothing before RESYNC_DONE; its
-          // queue is bounded by the socket's high-water mark instead.
-          t.unacked.emplace_back(o.sequence, o.frame->size());
-          t.unacked_bytes += o.frame->size();
-        }
-        if (asks_ack && t.state == ReplicaLinkState::kInSync && t.ack_wait_seq == 0) {
-          t.ack_wait_seq = o.sequence;
-          t.ack_wait_since = clock_.Now();
-        }
-      }
-      vs.sent = o.sequence;
+    replication::FanOutNews news = vs.replica->TakeFanOutNews();
+    for (auto& [host, why] : news.dropped) {
+      auto it = vs.tracks.find(host);
+      if (it != vs.tracks.end()) MarkOutdated(vs, host, it->second, why);
     }
-    if (vs.replica->entry().policy == Policy::kAsync) {
-      vs.replica->SetDurable(vs.sent);
-    } else {
-      RecomputeDurable(vs);
-    }
+    if (news.recompute || !news.dropped.empty()) RecomputeDurable(vs);
   }
 }
 
@@ -1107,8 +1172,8 @@ void Engine::IoThread::UpdateServing(VolumeState& vs) {
 void Engine::IoThread::StartResync(VolumeState& vs, const std::string& host, Track& t) {
   const VolumeView v = vs.replica->View();
   if (v.role != Role::kPrimary) return;
-  // Everything queued so far goes out first; chunks cover the rest.
-  FanOut();
+  Peer* p = FindPeer(host);
+  if (p == nullptr) return;
   const uint32_t chunk = opt_.cluster.settings.resync_chunk;
   std::optional<std::vector<uint32_t>> dirty;
   if (t.since) dirty = vs.replica->ChunksSince(*t.since);
@@ -1127,7 +1192,9 @@ void Engine::IoThread::StartResync(VolumeState& vs, const std::string& host, Tra
   t.done_sent = false;
   t.state = ReplicaLinkState::kSyncing;
   t.resync_started = clock_.Now();
-  t.ack_wait_seq = 0;
+  // Every REPLICATE from now on goes to it too, on the stream its chunks
+  // take (DriveResyncs).
+  vs.replica->SetFanOut(host, p->data, /*in_sync=*/false);
   spdlog::info("volume {}: resync of {} started: {} ({} of {} chunks)", vs.replica->entry().name,
                host,
                dirty ? "dirty chunks since sequence " + std::to_string(*t.since) : "full copy",
@@ -1150,23 +1217,24 @@ void Engine::IoThread::DriveResyncs() {
         }
         size_t sent = 0;
         // Paced by the socket: a full queue (EAGAIN) waits for the next round.
+        // A chunk is read and queued under the volume's send lock, so that a
+        // REPLICATE of a later write follows it on the stream.
         while (t.next_chunk < t.chunks.size() && sent < kChunksPerRound) {
-          ResyncChunk c = vs.replica->ReadChunk(v.epoch, chunk, t.chunks[t.next_chunk]);
-          c.last = t.next_chunk + 1 == t.chunks.size();
-          if (!SendTo(*p, c)) break;  // queue full: next round
+          const bool last = t.next_chunk + 1 == t.chunks.size();
+          if (!vs.replica->SendResyncChunk(host, v.epoch, chunk, t.chunks[t.next_chunk], last)) {
+            break;  // queue full (next round), or dropped (FanOutNews outdates it)
+          }
           ++t.next_chunk;
           ++sent;
         }
         if (sent > 0) dirty_ = true;
         if (t.next_chunk == t.chunks.size()) {
           // Every REPLICATE after the resync started went to this replica
-          // too, so it holds everything through what has been sent.
-          FanOut();
-          ResyncDone d{vs.replica->uuid(), v.epoch, vs.sent,
-                       static_cast<uint32_t>(t.chunks.size())};
-          if (SendTo(*p, d)) {
+          // too, so it holds everything through the current sequence.
+          if (auto seq = vs.replica->SendResyncDone(host, v.epoch,
+                                                    static_cast<uint32_t>(t.chunks.size()))) {
             t.done_sent = true;
-            t.done_seq = d.sequence;
+            t.done_seq = *seq;
           }
         }
       }
@@ -1212,7 +1280,7 @@ void Engine::IoThread::Tick() {
     }
     if (!p.out_session) {
       if (now - p.hello_sent >= hb) SendHello(p);
-    } else if (now - p.last_sent >= hb) {
+    } else if (now - p.data->last_sent() >= hb) {
       (void)SendTo(p, Heartbeat{incarnation_, ++p.heartbeat_counter});
     }
     if (p.up && now - p.last_seen > expiry) {
@@ -1230,10 +1298,11 @@ void Engine::IoThread::Tick() {
   for (auto& [key, vs] : vstate_) {
     const VolumeView v = vs.replica->View();
     if (v.role == Role::kPrimary) {
+      const std::vector<std::string> overdue = vs.replica->FanOutOverdue(expiry);
       for (auto& [host, t] : vs.tracks) {
         Peer* p = FindPeer(host);
-        if (t.state == ReplicaLinkState::kInSync && t.ack_wait_seq != 0 &&
-            now - t.ack_wait_since > expiry) {
+        if (t.state == ReplicaLinkState::kInSync &&
+            std::find(overdue.begin(), overdue.end(), host) != overdue.end()) {
           MarkOutdated(vs, host, t, "no acknowledgement within peer-expiry-ms");
         }
         if (t.state == ReplicaLinkState::kOutdated && p != nullptr && p->out_session && p->up &&
@@ -1308,7 +1377,7 @@ void Engine::IoThread::Tick() {
         } else {
           vs.replica->StepDown(false, vs.election->epoch);
         }
-        vs.tracks.clear();
+        ClearTracks(vs);
         FinishElection(vs, PromoteResult::kNoMajority, why);
       }
     }
@@ -1336,7 +1405,7 @@ void Engine::IoThread::StartElection(const std::string& key, bool force, uint64_
     dirty_ = true;
     return;
   }
-  vs.tracks.clear();
+  ClearTracks(vs);
   Election el;
   el.epoch = *e;
   el.force = force;
@@ -1404,8 +1473,7 @@ void Engine::IoThread::BecomePrimary(const std::string& key, VolumeState& vs) {
   el.adopting = false;
   el.confirming = true;
   el.deadline = clock_.Now() + std::max<Nanos>(opt_.election_timeout, std::chrono::seconds(60));
-  vs.sent = vs.replica->View().content_seq;
-  vs.tracks.clear();
+  ClearTracks(vs);
   for (const std::string& h : vs.replica->entry().replicas) {
     if (h == opt_.host_id) continue;
     Track t;

@@ -238,13 +238,13 @@ class Writer {
     LE<uint8_t>(static_cast<uint8_t>(s.size()));
     Raw(s.data(), s.size());
   }
-  void Data(const Bytes& d) { Raw(d.data(), d.size()); }
+  void Data(std::span<const std::byte> d) { Raw(d.data(), d.size()); }
 
  private:
   Bytes* out_;
 };
 
-uint32_t Crc(const Bytes& d) {
+uint32_t Crc(std::span<const std::byte> d) {
   return Crc32c(d);
 }
 
@@ -679,6 +679,39 @@ Result<Bytes> Encode(const Message& m, const Limits& limits) {
     return Status::Internal("replication " + Name(TypeOf(m)) + ": encoded body too large");
   }
   StoreLE<uint32_t>(out.data() + wire::kBodyLengthOffset, static_cast<uint32_t>(body));
+  return out;
+}
+
+Result<Bytes> EncodeReplicate(const Uuid& volume, uint64_t epoch, uint64_t sequence,
+                              uint64_t offset, bool ack_requested, std::span<const std::byte> data,
+                              const Limits& limits) {
+  constexpr auto t = MessageType::kReplicate;
+  VNVRAM_RETURN_IF_ERROR(CheckLimits(limits));
+  // Check(const Replicate&)'s rules, on the borrowed data.
+  if (epoch == 0) return Malformed(t, "epoch 0");
+  if (sequence == 0) return Malformed(t, "sequence 0");
+  VNVRAM_RETURN_IF_ERROR(CheckData(t, data.size(), limits, false));
+  if (RangeWraps(offset, data.size())) {
+    return Malformed(t, "offset " + std::to_string(offset) + " + length " +
+                            std::to_string(data.size()) + " wraps");
+  }
+  Bytes out;
+  out.reserve(wire::kHeaderSize + wire::kReplicateFixed + data.size());
+  Writer w(&out);
+  w.Raw(wire::kSignature, 4);
+  w.LE<uint8_t>(wire::kVersion);
+  w.LE<uint8_t>(static_cast<uint8_t>(t));
+  w.LE<uint16_t>(ack_requested ? wire::kFlagAckRequested : 0);
+  w.LE<uint32_t>(static_cast<uint32_t>(wire::kReplicateFixed + data.size()));
+  w.LE<uint32_t>(0);  // reserved
+  // Body(Writer&, const Replicate&)'s layout.
+  w.Uuid(volume);
+  w.LE<uint64_t>(epoch);
+  w.LE<uint64_t>(sequence);
+  w.LE<uint64_t>(offset);
+  w.LE<uint32_t>(static_cast<uint32_t>(data.size()));
+  w.LE<uint32_t>(Crc(data));
+  w.Data(data);
   return out;
 }
 

@@ -185,4 +185,10 @@ Result<Message> Decode(std::span<const std::byte> frame, const Limits& limits = 
 // sent that a peer would refuse.
 Result<Bytes> Encode(const Message& m, const Limits& limits = {});
 
+// Encode(Replicate{volume, epoch, sequence, offset, ack_requested, data})
+// without copying `data` into a message first (the persist path).
+Result<Bytes> EncodeReplicate(const Uuid& volume, uint64_t epoch, uint64_t sequence,
+                              uint64_t offset, bool ack_requested, std::span<const std::byte> data,
+                              const Limits& limits = {});
+
 }  // namespace vnvram::replication

@@ -71,7 +71,7 @@ Status VolumeReplica::Load() {
     vouch_ = !have_vault;
   }
   epoch_ = promise_;
-  durable_ = content_seq_;
+  SetDurableLocked(content_seq_);
   history_.Reset(content_seq_);
   vaulted_epoch_ = content_epoch_;
   vaulted_seq_ = have_vault ? content_seq_ : UINT64_MAX;
@@ -133,6 +133,12 @@ void VolumeReplica::DetachRegion() {
 Result<uint64_t> VolumeReplica::PersistBatch(std::span<const backend::ByteRange> ranges,
                                              Nanos timeout, Nanos spin) {
   if (ranges.empty()) return Status::InvalidArgument("empty persist batch");
+  // send_mu_ from the first sequence assigned to the last frame queued:
+  // every stream carries the frames in sequence order, and a resync chunk
+  // (read and queued under send_mu_ too) cannot come between a write and
+  // its REPLICATE. mu_ is not held while queuing, so that the I/O thread
+  // can take an acknowledgement while this thread is off the CPU.
+  std::unique_lock send_lock(send_mu_);
   std::unique_lock lock(mu_);
   if (role_ != Role::kPrimary) {
     return Status::FailedPrecondition("volume " + entry_.name + ": this host is " +
@@ -140,14 +146,21 @@ Result<uint64_t> VolumeReplica::PersistBatch(std::span<const backend::ByteRange>
                                       std::to_string(epoch_) + ", not the primary");
   }
   if (region_.empty()) return Status::FailedPrecondition("volume " + entry_.name + ": no region");
-  const uint64_t epoch = epoch_;
-  const bool standalone = entry_.replicas.size() == 1;
-  uint64_t last = 0;
-  std::vector<Replicate> frames;
   for (const backend::ByteRange& r : ranges) {
     if (r.length == 0 || !InRange(r.offset, r.length)) {
       return Status::OutOfRange("persist range outside volume " + entry_.name);
     }
+  }
+  const uint64_t epoch = epoch_;
+  const bool standalone = entry_.replicas.size() == 1;
+  const Limits limits{settings_.max_data};
+  uint64_t frames_left = 0;
+  for (const backend::ByteRange& r : ranges) {
+    frames_left += (r.length + settings_.max_data - 1) / settings_.max_data;
+  }
+  uint64_t last = 0;
+  std::vector<Bytes> frames;
+  for (const backend::ByteRange& r : ranges) {
     for (uint64_t done = 0; done < r.length;) {
       const uint64_t n = std::min<uint64_t>(r.length - done, settings_.max_data);
       const uint64_t off = r.offset + done;
@@ -155,44 +168,79 @@ Result<uint64_t> VolumeReplica::PersistBatch(std::span<const backend::ByteRange>
       last = ++content_seq_;
       history_.Record(last, off, n);
       done += n;
+      --frames_left;
       if (standalone) continue;
-      Replicate& m = frames.emplace_back();
-      m.volume = entry_.uuid;
-      m.epoch = epoch;
-      m.sequence = last;
-      m.offset = off;
-      m.data.assign(memory_.begin() + static_cast<ptrdiff_t>(off),
-                    memory_.begin() + static_cast<ptrdiff_t>(off + n));
+      // The batch's last frame asks for the (cumulative) acknowledgement.
+      const std::span<const std::byte> data(memory_.data() + off, n);
+      auto frame = EncodeReplicate(entry_.uuid, epoch, last, off, frames_left == 0, data, limits);
+      if (!frame.ok()) return frame.status();  // a bug: the range was checked above
+      frames.push_back(std::move(frame).value());
     }
   }
-  if (standalone) {
-    durable_ = last;
-    return last;
+  // Flow control is counted as the frames are handed out; a target that
+  // cannot take them is dropped below.
+  std::vector<std::pair<std::string, std::shared_ptr<FrameLink>>> links;
+  if (!frames.empty()) {
+    const uint64_t first = last + 1 - frames.size();
+    for (auto it = targets_.begin(); it != targets_.end();) {
+      auto next = std::next(it);
+      if (AccountLocked(it->second, first, frames)) {
+        links.emplace_back(it->first, it->second.link);
+      } else {
+        DropTargetLocked(it, "too slow: 64 MiB queued and not acknowledged");
+      }
+      it = next;
+    }
   }
-  // The batch's last frame asks for the (cumulative) acknowledgement.
-  frames.back().ack_requested = true;
-  for (const Replicate& m : frames) {
-    auto frame = Encode(m, Limits{settings_.max_data});
-    if (!frame.ok()) return frame.status();  // a bug: the model was checked above
-    outbox_.push_back(
-        Outgoing{m.sequence, std::make_shared<const Bytes>(std::move(frame).value())});
+  if (!links.empty()) {
+    lock.unlock();
+    std::vector<std::shared_ptr<FrameLink>> failed;
+    for (const auto& [host, link] : links) {
+      for (const Bytes& f : frames) {
+        if (!link->Send(f)) {
+          failed.push_back(link);
+          break;
+        }
+      }
+    }
+    lock.lock();
+    for (const auto& link : failed) {
+      for (auto it = targets_.begin(); it != targets_.end(); ++it) {
+        if (it->second.link == link) {
+          DropTargetLocked(it, "cannot queue a frame to it");
+          break;
+        }
+      }
+    }
   }
-  lock.unlock();
-  wake_();
-  lock.lock();
+  send_lock.unlock();
+  if (standalone || entry_.policy == Policy::kAsync) {
+    // Async: durable once queued to the replicas.
+    if (role_ == Role::kPrimary && epoch_ == epoch) SetDurableLocked(std::max(durable_, last));
+  }
+  bool in_sync = false;
+  for (const auto& [host, t] : targets_) in_sync = in_sync || t.in_sync;
+  if (!standalone && entry_.policy == Policy::kSync && !in_sync) news_.recompute = true;
+  if (!news_.dropped.empty() || news_.recompute) {
+    lock.unlock();
+    wake_();
+    lock.lock();
+  }
   const Nanos deadline = clock_.Now() + timeout;
   // The acknowledgement usually comes within one network round trip: wait
   // for it first without sleeping (yielding the CPU to whoever needs it),
   // since waking a blocked thread costs about as much as the round trip on
-  // an idle virtual CPU; then block.
-  if (spin.count() > 0) {
+  // an idle virtual CPU; then block. The spin reads the published durable
+  // sequence without the mutex, which the I/O thread needs to raise it.
+  if (spin.count() > 0 && durable_ < last) {
+    lock.unlock();
+    spinning_.fetch_add(1, std::memory_order_relaxed);
     const Nanos spin_end = clock_.Now() + std::min(spin, timeout);
-    while (durable_ < last && role_ == Role::kPrimary && epoch_ == epoch &&
-           clock_.Now() < spin_end) {
-      lock.unlock();
+    while (durable_pub_.load(std::memory_order_acquire) < last && clock_.Now() < spin_end) {
       sched_yield();
-      lock.lock();
     }
+    spinning_.fetch_sub(1, std::memory_order_relaxed);
+    lock.lock();
   }
   while (durable_ < last && role_ == Role::kPrimary && epoch_ == epoch) {
     const Nanos left = deadline - clock_.Now();
@@ -211,6 +259,128 @@ Result<uint64_t> VolumeReplica::PersistBatch(std::span<const backend::ByteRange>
       " within " +
       std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
       " ms");
+}
+
+bool VolumeReplica::AccountLocked(FanOutTarget& t, uint64_t first, std::span<const Bytes> frames) {
+  if (!t.in_sync)
+    return true;  // a syncing replica acknowledges nothing before RESYNC_DONE;
+                  // its queue is bounded by the socket's high-water mark
+  uint64_t bytes = 0;
+  for (const Bytes& f : frames) bytes += f.size();
+  if (t.unacked_bytes + bytes > kMaxUnackedBytes) return false;
+  for (size_t i = 0; i < frames.size(); ++i) {
+    t.unacked.emplace_back(first + i, frames[i].size());
+  }
+  t.unacked_bytes += bytes;
+  if (t.ack_wait_seq == 0) {
+    // The batch's last frame asks for the acknowledgement.
+    t.ack_wait_seq = first + frames.size() - 1;
+    t.ack_wait_since = clock_.Now();
+  }
+  return true;
+}
+
+void VolumeReplica::DropTargetLocked(std::map<std::string, FanOutTarget>::iterator it,
+                                     std::string why) {
+  // Nothing more goes to it: the frames after a lost one would only be
+  // refused (GAP). The engine marks it outdated and resyncs it.
+  news_.dropped.emplace_back(it->first, std::move(why));
+  targets_.erase(it);
+}
+
+void VolumeReplica::SetFanOut(const std::string& host, std::shared_ptr<FrameLink> link,
+                              bool in_sync) {
+  std::lock_guard lock(mu_);
+  if (role_ != Role::kPrimary || link == nullptr) return;
+  FanOutTarget& t = targets_[host];
+  if (t.link != link || t.in_sync != in_sync) {
+    t.unacked.clear();
+    t.unacked_bytes = 0;
+    t.ack_wait_seq = 0;
+  }
+  t.link = std::move(link);
+  t.in_sync = in_sync;
+}
+
+void VolumeReplica::RemoveFanOut(const std::string& host) {
+  std::lock_guard lock(mu_);
+  targets_.erase(host);
+}
+
+void VolumeReplica::ClearFanOut() {
+  std::lock_guard lock(mu_);
+  targets_.clear();
+}
+
+void VolumeReplica::FanOutAcked(const std::string& host, uint64_t seq) {
+  std::lock_guard lock(mu_);
+  auto it = targets_.find(host);
+  if (it == targets_.end()) return;
+  FanOutTarget& t = it->second;
+  while (!t.unacked.empty() && t.unacked.front().first <= seq) {
+    t.unacked_bytes -= t.unacked.front().second;
+    t.unacked.pop_front();
+  }
+  if (t.ack_wait_seq != 0 && seq >= t.ack_wait_seq) t.ack_wait_seq = 0;
+}
+
+FanOutNews VolumeReplica::TakeFanOutNews() {
+  std::lock_guard lock(mu_);
+  FanOutNews out;
+  std::swap(out, news_);
+  return out;
+}
+
+std::vector<std::string> VolumeReplica::FanOutOverdue(Nanos limit) const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  const Nanos now = clock_.Now();
+  for (const auto& [host, t] : targets_) {
+    if (t.in_sync && t.ack_wait_seq != 0 && now - t.ack_wait_since > limit) out.push_back(host);
+  }
+  return out;
+}
+
+bool VolumeReplica::SendResyncChunk(const std::string& host, uint64_t epoch, uint32_t chunk_size,
+                                    uint32_t index, bool last) {
+  std::lock_guard send_lock(send_mu_);
+  std::shared_ptr<FrameLink> link;
+  ResyncChunk c;
+  {
+    std::lock_guard lock(mu_);
+    auto it = targets_.find(host);
+    if (role_ != Role::kPrimary || epoch_ != epoch || it == targets_.end()) return false;
+    link = it->second.link;
+    c = ReadChunkLocked(epoch, chunk_size, index);
+  }
+  c.last = last;
+  auto frame = Encode(c, Limits{settings_.max_data});
+  if (!frame.ok()) {
+    spdlog::error("volume {}: cannot encode a resync chunk: {}", entry_.name,
+                  frame.status().ToString());
+    return false;
+  }
+  return link->Send(*frame);
+}
+
+std::optional<uint64_t> VolumeReplica::SendResyncDone(const std::string& host, uint64_t epoch,
+                                                      uint32_t chunks_sent) {
+  std::lock_guard send_lock(send_mu_);
+  std::shared_ptr<FrameLink> link;
+  uint64_t seq = 0;
+  {
+    std::lock_guard lock(mu_);
+    auto it = targets_.find(host);
+    if (role_ != Role::kPrimary || epoch_ != epoch || it == targets_.end()) return std::nullopt;
+    link = it->second.link;
+    // Every REPLICATE since the resync started went to this replica (it is
+    // still in the fan-out), and every one up to content_seq_ is queued
+    // (send_mu_), so it holds everything through content_seq_.
+    seq = content_seq_;
+  }
+  auto frame = Encode(ResyncDone{entry_.uuid, epoch, seq, chunks_sent}, Limits{settings_.max_data});
+  if (!frame.ok() || !link->Send(*frame)) return std::nullopt;
+  return seq;
 }
 
 uint64_t VolumeReplica::DurableSeq() const {
@@ -234,20 +404,17 @@ VolumeView VolumeReplica::View() const {
   return v;
 }
 
-std::deque<Outgoing> VolumeReplica::TakeOutbox() {
-  std::lock_guard lock(mu_);
-  std::deque<Outgoing> out;
-  out.swap(outbox_);
-  return out;
-}
-
 void VolumeReplica::SetDurable(uint64_t seq) {
   {
     std::lock_guard lock(mu_);
     if (seq <= durable_ || role_ != Role::kPrimary) return;
-    durable_ = std::min(seq, content_seq_);
+    SetDurableLocked(std::min(seq, content_seq_));
   }
   cv_.notify_all();
+  // A persist polling for this (PersistBatch's spin) may be waiting for a
+  // CPU, this one when the host has few: let it run now rather than after
+  // the rest of the engine's round.
+  if (spinning_.load(std::memory_order_relaxed) > 0) sched_yield();
 }
 
 void VolumeReplica::RaisePromiseLocked(uint64_t e) {
@@ -275,7 +442,7 @@ void VolumeReplica::StepDownLocked(bool fenced) {
   serving_ = false;
   forced_ = false;
   epoch_ = promise_;
-  outbox_.clear();
+  targets_.clear();
 }
 
 ReplicaAnswer VolumeReplica::OnReplicate(const Replicate& m) {
@@ -400,6 +567,11 @@ InspectReply VolumeReplica::Inspect(const replication::Inspect& m) const {
 
 ResyncChunk VolumeReplica::ReadChunk(uint64_t epoch, uint32_t chunk_size, uint32_t index) const {
   std::lock_guard lock(mu_);
+  return ReadChunkLocked(epoch, chunk_size, index);
+}
+
+ResyncChunk VolumeReplica::ReadChunkLocked(uint64_t epoch, uint32_t chunk_size,
+                                           uint32_t index) const {
   ResyncChunk c;
   c.volume = entry_.uuid;
   c.epoch = epoch;
@@ -499,10 +671,10 @@ void VolumeReplica::BecomePrimary(uint64_t e, bool forced) {
     const uint64_t base = std::max(content_seq_, durable_);
     content_epoch_ = e;
     content_seq_ = base;
-    durable_ = base;
+    SetDurableLocked(base);
     vouch_ = true;
     history_.Reset(base);
-    outbox_.clear();
+    targets_.clear();
     if (!region_.empty()) std::memcpy(region_.data(), memory_.data(), region_.size());
     spdlog::info("volume {}: primary of epoch {} at sequence {}{}", entry_.name, e, base,
                  forced ? " (forced)" : "");

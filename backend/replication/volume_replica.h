@@ -1,10 +1,15 @@
 // VolumeReplica: one replicated volume on one host: this host's copy of the
 // region (the "engine copy"), its position (content epoch and sequence), its
-// promise, its role, and on the primary the outbox of REPLICATE frames and
-// the durable sequence persists wait for. The replica-side rules (apply in
-// order, fence older epochs, report gaps, resync chunks) live here as pure
-// logic; the engine (engine.h) owns the sockets. Thread-safe: one mutex; ring
-// workers call PersistBatch() while the engine's I/O thread calls the rest.
+// promise, its role, and on the primary the fan-out set (the replicas every
+// REPLICATE goes to, with their flow-control accounting) and the durable
+// sequence persists wait for. The replica-side rules (apply in order, fence
+// older epochs, report gaps, resync chunks) live here as pure logic; the
+// engine (engine.h) owns the sockets and lends one FrameLink per peer.
+// Thread-safe: ring workers call PersistBatch(), which queues its frames to
+// the links itself, while the engine's I/O thread calls the rest. Two
+// mutexes: send_mu_ orders everything queued to the links (persists, resync
+// chunks), mu_ guards the state; lock order send_mu_, mu_, a link's own
+// (FrameLink::Send), and no link is used under mu_.
 #pragma once
 
 #include <atomic>
@@ -12,6 +17,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -37,10 +43,29 @@ enum class Role : uint8_t {
 };
 std::string_view RoleName(Role r);
 
-// One REPLICATE frame queued by a persist, for the engine to fan out.
-struct Outgoing {
-  uint64_t sequence = 0;
-  std::shared_ptr<const Bytes> frame;  // encoded once, sent to every peer
+// A replica that has this many bytes queued and unacknowledged is slow: it
+// is dropped from the fan-out (the engine marks it outdated and resyncs it)
+// rather than queued more.
+inline constexpr uint64_t kMaxUnackedBytes = 64u << 20;
+
+// The ordered stream of frames from this host to one peer (the engine's data
+// DEALER to it). Thread-safe.
+class FrameLink {
+ public:
+  virtual ~FrameLink() = default;
+  // Queues `frame` without blocking; false when it cannot be queued (not
+  // connected, high-water mark, closed). Never takes a volume's mutex.
+  virtual bool Send(std::span<const std::byte> frame) = 0;
+};
+
+// What the persisting threads left for the engine since it last looked.
+struct FanOutNews {
+  // Replicas dropped from the fan-out, with why (a frame could not be
+  // queued, or too much is unacknowledged): the engine marks them outdated.
+  std::vector<std::pair<std::string, std::string>> dropped;
+  // A persist went out with no in-sync replica to acknowledge it: the
+  // durable sequence may follow from the majority rule alone.
+  bool recompute = false;
 };
 
 // What the replica side answers to one frame (nothing, an ACK or a GAP).
@@ -66,7 +91,7 @@ struct VolumeView {
 class VolumeReplica {
  public:
   // `state_dir` holds the vault and the state file; `wake` tells the engine
-  // that the outbox has frames (called without the lock held).
+  // that there is FanOutNews (called without the lock held).
   VolumeReplica(VolumeEntry entry, std::string self, const ReplicationSettings& settings,
                 std::string state_dir, const Clock& clock, std::function<void()> wake);
   VolumeReplica(const VolumeReplica&) = delete;
@@ -90,10 +115,12 @@ class VolumeReplica {
   void AttachRegion(std::span<std::byte> region);
   void DetachRegion();
   // Group commit of `ranges` of the attached region: copies them into the
-  // copy and the outbox under new sequences, then waits per policy until
-  // durable (sync) or sent (async). kFailedPrecondition when this host is not
-  // the serving primary (fenced, replica), kUnavailable when the replicas do
-  // not answer within `timeout`. The wait spins (yielding) for up to `spin`
+  // copy under new sequences and queues their REPLICATE frames to every
+  // replica of the fan-out (under send_mu_ throughout, so each stream
+  // carries them in sequence order), then waits per policy until durable
+  // (sync) or sent (async). kFailedPrecondition when this host is not the
+  // serving primary (fenced, replica), kUnavailable when the replicas do not
+  // answer within `timeout`. The wait spins (yielding) for up to `spin`
   // before it blocks.
   Result<uint64_t> PersistBatch(std::span<const backend::ByteRange> ranges, Nanos timeout,
                                 Nanos spin = Nanos{0});
@@ -102,10 +129,35 @@ class VolumeReplica {
   // ---- engine I/O thread ----
 
   VolumeView View() const;
-  std::deque<Outgoing> TakeOutbox();
-  // Raises the durable sequence (sync: acknowledged per the majority rule;
-  // async: sent) and wakes waiting persists.
+  // Raises the durable sequence (sync: acknowledged per the majority rule)
+  // and wakes waiting persists (yielding the CPU to one that spins).
   void SetDurable(uint64_t seq);
+
+  // The primary's fan-out. Frames go to `host` over `link` from now on
+  // (every later REPLICATE, and the resync's chunks); `in_sync` replicas
+  // count their unacknowledged bytes against kMaxUnackedBytes and their
+  // requested acks against the engine's timeout, syncing ones do not (they
+  // acknowledge nothing before RESYNC_DONE). Changing a replica to in-sync
+  // keeps its link and starts its accounting empty.
+  void SetFanOut(const std::string& host, std::shared_ptr<FrameLink> link, bool in_sync);
+  void RemoveFanOut(const std::string& host);
+  void ClearFanOut();
+  // `host` applied everything through `seq` (a cumulative ACK).
+  void FanOutAcked(const std::string& host, uint64_t seq);
+  FanOutNews TakeFanOutNews();
+  // In-sync replicas with a requested ack outstanding for longer than `limit`.
+  std::vector<std::string> FanOutOverdue(Nanos limit) const;
+  // Reads chunk `index` of the copy, stamped with the current sequence, and
+  // queues it to `host`, both under send_mu_: a REPLICATE of a later write
+  // follows it on the stream. False when `host` is not in the fan-out
+  // or the frame cannot be queued now (try again later).
+  bool SendResyncChunk(const std::string& host, uint64_t epoch, uint32_t chunk_size, uint32_t index,
+                       bool last);
+  // Queues RESYNC_DONE(the current sequence) to `host`, which has received
+  // every REPLICATE since its resync started; the sequence, or nullopt as
+  // for SendResyncChunk.
+  std::optional<uint64_t> SendResyncDone(const std::string& host, uint64_t epoch,
+                                         uint32_t chunks_sent);
 
   // Replica side of REPLICATE, RESYNC_CHUNK, RESYNC_DONE.
   ReplicaAnswer OnReplicate(const Replicate& m);
@@ -151,6 +203,25 @@ class VolumeReplica {
   void StepDownLocked(bool fenced);
   // Steps down as fenced when `epoch` is newer than the one this host leads.
   bool FenceIfNewerLocked(uint64_t epoch);
+  // The primary's view of one replica it sends to (guarded by mu_).
+  struct FanOutTarget {
+    std::shared_ptr<FrameLink> link;
+    bool in_sync = false;
+    // (sequence, bytes) queued and not yet covered by an acknowledgement.
+    std::deque<std::pair<uint64_t, uint64_t>> unacked;
+    uint64_t unacked_bytes = 0;
+    uint64_t ack_wait_seq = 0;  // oldest requested ack outstanding
+    Nanos ack_wait_since{0};
+  };
+  // Counts a batch's frames (sequences first..) against an in-sync target's
+  // budget; false when they do not fit.
+  bool AccountLocked(FanOutTarget& t, uint64_t first, std::span<const Bytes> frames);
+  void DropTargetLocked(std::map<std::string, FanOutTarget>::iterator it, std::string why);
+  ResyncChunk ReadChunkLocked(uint64_t epoch, uint32_t chunk_size, uint32_t index) const;
+  void SetDurableLocked(uint64_t seq) {
+    durable_ = seq;
+    durable_pub_.store(seq, std::memory_order_release);
+  }
   bool InRange(uint64_t offset, uint64_t length) const {
     return length <= memory_.size() && offset <= memory_.size() - length;
   }
@@ -162,6 +233,9 @@ class VolumeReplica {
   const Clock& clock_;
   const std::function<void()> wake_;
 
+  // Held by whoever queues frames to the fan-out (persists, resync chunks),
+  // from reading the copy to queuing: the streams' order. Taken before mu_.
+  std::mutex send_mu_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::byte> memory_;
@@ -176,11 +250,15 @@ class VolumeReplica {
   uint64_t content_seq_ = 0;
   uint64_t syncing_epoch_ = 0;
   uint64_t durable_ = 0;
-  uint64_t gap_reported_ = 0;  // the expected sequence last reported (no GAP storms)
+  // durable_, readable without the mutex (a persist polls it while it spins).
+  std::atomic<uint64_t> durable_pub_{0};
+  std::atomic<int> spinning_{0};  // persists polling durable_pub_
+  uint64_t gap_reported_ = 0;     // the expected sequence last reported (no GAP storms)
   uint64_t accepted_epoch_ = 0;
   std::string accepted_candidate_;
-  uint64_t candidacy_prev_promise_ = 0;  // the promise before BeginCandidacy
-  std::deque<Outgoing> outbox_;
+  uint64_t candidacy_prev_promise_ = 0;          // the promise before BeginCandidacy
+  std::map<std::string, FanOutTarget> targets_;  // primary only; guarded by mu_
+  FanOutNews news_;                              // guarded by mu_
   DirtyHistory history_;
   std::atomic<backend::SinkReplication::Summary> summary_{
       backend::SinkReplication::Summary::kSyncing};

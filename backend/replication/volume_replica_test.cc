@@ -7,6 +7,7 @@
 #include <boost/test/unit_test.hpp>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "backend/replication/volume_state_file.h"
@@ -259,43 +260,173 @@ BOOST_AUTO_TEST_CASE(StandalonePrimaryPersistsAtOnce) {
   r->DetachRegion();
 }
 
-BOOST_AUTO_TEST_CASE(PersistWaitsForAcknowledgementAndFailsWhenFenced) {
-  TempDir d;
-  auto r = Make(d.path, {"b", "c", "d"});
+// A peer's stream as the engine lends it: records every frame queued, or
+// refuses them (not connected, high-water mark).
+class FakeLink final : public FrameLink {
+ public:
+  bool Send(std::span<const std::byte> frame) override {
+    std::lock_guard lock(mu_);
+    if (refuse_) return false;
+    frames_.emplace_back(frame.begin(), frame.end());
+    return true;
+  }
+  void Refuse() {
+    std::lock_guard lock(mu_);
+    refuse_ = true;
+  }
+  std::vector<Message> Decoded() {
+    std::lock_guard lock(mu_);
+    std::vector<Message> out;
+    for (const Bytes& f : frames_) {
+      auto m = Decode(f, Limits{4096});
+      BOOST_REQUIRE(m.ok());
+      out.push_back(std::move(*m));
+    }
+    return out;
+  }
+  size_t size() {
+    std::lock_guard lock(mu_);
+    return frames_.size();
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<Bytes> frames_;
+  bool refuse_ = false;
+};
+
+std::shared_ptr<VolumeReplica> MakePrimary(const std::string& dir, std::vector<std::string> group,
+                                           std::vector<std::byte>& region) {
+  auto r = Make(dir, std::move(group));
   auto e = r->BeginCandidacy();
   BOOST_REQUIRE(e.ok());
   r->BecomePrimary(*e, false);
-  std::vector<std::byte> region(64 * 1024);
+  region.assign(64 * 1024, std::byte{0});
   r->AttachRegion(region);
+  return r;
+}
+
+BOOST_AUTO_TEST_CASE(PersistWaitsForAcknowledgementAndFailsWhenFenced) {
+  TempDir d;
+  std::vector<std::byte> region;
+  auto r = MakePrimary(d.path, {"b", "c", "d"}, region);
+  auto link = std::make_shared<FakeLink>();
+  r->SetFanOut("c", link, /*in_sync=*/true);
   backend::ByteRange range{0, 4096 * 2};  // two frames of max_data
   // Acknowledged: the engine raises the durable sequence.
   std::thread acker([&] {
-    for (;;) {
-      auto out = r->TakeOutbox();
-      if (!out.empty()) {
-        BOOST_CHECK_EQUAL(out.size(), 2u);
-        r->SetDurable(out.back().sequence);
-        return;
-      }
-      std::this_thread::yield();
-    }
+    while (link->size() < 2) std::this_thread::yield();
+    auto frames = link->Decoded();
+    BOOST_CHECK_EQUAL(frames.size(), 2u);
+    const auto& last = std::get<Replicate>(frames.back());
+    BOOST_CHECK(!std::get<Replicate>(frames.front()).ack_requested);
+    BOOST_CHECK(last.ack_requested);
+    r->SetDurable(last.sequence);
   });
   auto s = r->PersistBatch(std::span(&range, 1), std::chrono::seconds(10));
   acker.join();
   BOOST_REQUIRE(s.ok());
   BOOST_TEST(*s == 2u);
   // Fenced while waiting: the persist fails at once, not at the deadline.
+  const uint64_t epoch = r->View().epoch;
   std::thread fencer([&] {
-    while (r->TakeOutbox().empty()) std::this_thread::yield();
-    r->StepDown(/*fenced=*/true, *e + 1);
+    while (link->size() < 4) std::this_thread::yield();
+    r->StepDown(/*fenced=*/true, epoch + 1);
   });
-  auto f = r->PersistBatch(std::span(&range, 1), std::chrono::seconds(30));
+  auto f = r->PersistBatch(std::span(&range, 1), std::chrono::seconds(30),
+                           std::chrono::microseconds(300));
   fencer.join();
   BOOST_TEST(!f.ok());
   BOOST_TEST((f.status().code() == Code::kFailedPrecondition));
   BOOST_TEST((r->View().role == Role::kFenced));
   auto again = r->PersistBatch(std::span(&range, 1), std::chrono::seconds(1));
   BOOST_TEST((again.status().code() == Code::kFailedPrecondition));
+  r->DetachRegion();
+}
+
+// The persisting thread queues its frames itself: to every replica of the
+// fan-out, in sequence order; a replica that cannot take one is dropped
+// and reported to the engine, never skipped silently.
+BOOST_AUTO_TEST_CASE(PersistSendsToTheFanOutAndReportsDroppedReplicas) {
+  TempDir d;
+  std::vector<std::byte> region;
+  auto r = MakePrimary(d.path, {"b", "c", "d"}, region);
+  auto c = std::make_shared<FakeLink>();
+  auto dl = std::make_shared<FakeLink>();
+  r->SetFanOut("c", c, /*in_sync=*/true);
+  r->SetFanOut("d", dl, /*in_sync=*/false);  // syncing: gets frames, owes no ack
+  std::memset(region.data() + 4096, 0x42, 4096);
+  backend::ByteRange range{4096, 4096};
+  std::thread acker([&] {
+    while (c->size() < 1) std::this_thread::yield();
+    r->SetDurable(1);
+  });
+  auto s = r->PersistBatch(std::span(&range, 1), std::chrono::seconds(10));
+  acker.join();
+  BOOST_REQUIRE(s.ok());
+  for (auto* l : {c.get(), dl.get()}) {
+    auto frames = l->Decoded();
+    BOOST_REQUIRE(frames.size() == 1u);
+    const auto& m = std::get<Replicate>(frames[0]);
+    BOOST_TEST(m.sequence == 1u);
+    BOOST_TEST(m.offset == 4096u);
+    BOOST_TEST(static_cast<int>(m.data.at(0)) == 0x42);
+  }
+  BOOST_TEST(r->TakeFanOutNews().dropped.empty());
+  // The in-sync replica's requested ack is outstanding until it comes.
+  BOOST_TEST(r->FanOutOverdue(Nanos{0}) == std::vector<std::string>{"c"});
+  r->FanOutAcked("c", 1);
+  BOOST_TEST(r->FanOutOverdue(Nanos{0}).empty());
+  // d stops taking frames: dropped from the fan-out and reported; c goes on.
+  dl->Refuse();
+  std::thread acker2([&] {
+    while (c->size() < 2) std::this_thread::yield();
+    r->SetDurable(2);
+  });
+  s = r->PersistBatch(std::span(&range, 1), std::chrono::seconds(10));
+  acker2.join();
+  BOOST_REQUIRE(s.ok());
+  FanOutNews news = r->TakeFanOutNews();
+  BOOST_REQUIRE(news.dropped.size() == 1u);
+  BOOST_TEST(news.dropped[0].first == "d");
+  BOOST_TEST(dl->size() == 1u);
+  // Resync frames need the replica in the fan-out.
+  BOOST_TEST(!r->SendResyncChunk("d", r->View().epoch, 4096, 0, false));
+  BOOST_TEST(!r->SendResyncDone("d", r->View().epoch, 1).has_value());
+  r->DetachRegion();
+}
+
+// A resync chunk is read and queued in one step: a later write's REPLICATE
+// follows it on the stream, and RESYNC_DONE names the last sequence sent.
+BOOST_AUTO_TEST_CASE(ResyncChunksAndReplicatesShareOneOrderedStream) {
+  TempDir d;
+  std::vector<std::byte> region;
+  auto r = MakePrimary(d.path, {"b", "c"}, region);
+  auto c = std::make_shared<FakeLink>();
+  r->SetFanOut("c", c, /*in_sync=*/false);
+  const uint64_t epoch = r->View().epoch;
+  BOOST_REQUIRE(r->SendResyncChunk("c", epoch, 4096, 0, false));
+  std::memset(region.data(), 0x77, 16);
+  backend::ByteRange range{0, 16};
+  // Nothing acknowledges (a syncing replica does not): the persist times out.
+  auto s = r->PersistBatch(std::span(&range, 1), std::chrono::milliseconds(10));
+  BOOST_TEST((s.status().code() == Code::kUnavailable));
+  BOOST_TEST(r->TakeFanOutNews().recompute);  // no in-sync replica to count on
+  BOOST_REQUIRE(r->SendResyncChunk("c", epoch, 4096, 1, true));
+  auto done = r->SendResyncDone("c", epoch, 2);
+  BOOST_REQUIRE(done.has_value());
+  BOOST_TEST(*done == 1u);
+  auto frames = c->Decoded();
+  BOOST_REQUIRE(frames.size() == 4u);
+  BOOST_TEST(std::get<ResyncChunk>(frames[0]).chunk_index == 0u);
+  BOOST_TEST(static_cast<int>(std::get<ResyncChunk>(frames[0]).data.at(0)) == 0);
+  BOOST_TEST(std::get<Replicate>(frames[1]).sequence == 1u);
+  BOOST_TEST(std::get<ResyncChunk>(frames[2]).as_of_sequence == 1u);
+  BOOST_TEST(std::get<ResyncChunk>(frames[2]).last);
+  BOOST_TEST(std::get<ResyncDone>(frames[3]).sequence == 1u);
+  // A replica of a host that steps down sends nothing more.
+  r->StepDown(false, epoch + 1);
+  BOOST_TEST(!r->SendResyncChunk("c", epoch, 4096, 0, false));
   r->DetachRegion();
 }
 
