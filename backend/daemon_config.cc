@@ -27,6 +27,7 @@ constexpr std::string_view kKeyCluster = "cluster";
 constexpr std::string_view kKeyKeyFile = "key-file";
 constexpr std::string_view kKeyPersistTimeout = "persist-timeout-ms";
 constexpr std::string_view kKeyPersistSpin = "persist-spin-us";
+constexpr std::string_view kKeyRingSpin = "ring-spin-us";
 constexpr std::string_view kKeyReplicaOnly = "replica-only";
 
 std::string_view Trim(std::string_view s) {
@@ -103,6 +104,10 @@ Status ApplyConfigValue(std::string_view key, std::string_view value, ConfigOver
     auto v = ParseU64InRange(value, 0, 100 * 1000, "microseconds");
     if (!v.ok()) return BadValue(key, value, v.status());
     out->persist_spin = std::chrono::microseconds(*v);
+  } else if (key == kKeyRingSpin) {
+    auto v = ParseU64InRange(value, 0, 100 * 1000, "microseconds");
+    if (!v.ok()) return BadValue(key, value, v.status());
+    out->ring_spin = std::chrono::microseconds(*v);
   } else if (key == kKeyReplicaOnly) {
     auto v = ParseBool01(value, "flag");
     if (!v.ok()) return BadValue(key, value, v.status());
@@ -179,6 +184,7 @@ Result<DaemonConfig> MergeConfig(const ConfigOverrides& file, const ConfigOverri
   pick(file.key_file, cli.key_file, c.key_file);
   pick(file.persist_timeout, cli.persist_timeout, c.persist_timeout);
   pick(file.persist_spin, cli.persist_spin, c.persist_spin);
+  pick(file.ring_spin, cli.ring_spin, c.ring_spin);
   pick(file.replica_only, cli.replica_only, c.replica_only);
   if (c.replica_only) {
     if (c.cluster_file.empty()) {

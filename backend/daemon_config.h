@@ -28,6 +28,9 @@ struct DaemonConfig {
   std::string key_file;              // this host's CurveZMQ key pair (when the cluster has keys)
   std::chrono::milliseconds persist_timeout{5000};  // replicated persists fail after this
   std::chrono::microseconds persist_spin{300};      // wait for the ack without sleeping first
+  // A ring worker that drained its ring looks for the next request this
+  // long without sleeping before it blocks on the event channel.
+  std::chrono::microseconds ring_spin{50};
   // Runs only the replication engine (a witness: a member of replica
   // groups that serves no guest): no platform, no xenstore. Needs
   // cluster_file; platform is then optional and unused.
@@ -49,6 +52,7 @@ struct ConfigOverrides {
   std::optional<std::string> key_file;
   std::optional<std::chrono::milliseconds> persist_timeout;
   std::optional<std::chrono::microseconds> persist_spin;
+  std::optional<std::chrono::microseconds> ring_spin;
   std::optional<bool> replica_only;
 };
 

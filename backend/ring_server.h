@@ -94,6 +94,12 @@ class RingServer {
   // kCorruption with the reason and never touch the ring again.
   Result<Progress> Process();
 
+  // Whether the frontend has produced requests not yet consumed (one read
+  // of req_prod; the ring worker's spin before it blocks). Worker thread.
+  bool RequestsWaiting() const {
+    return __atomic_load_n(&ring_.sring->req_prod, __ATOMIC_RELAXED) != ring_.req_cons;
+  }
+
   // Any thread.
   bool fenced() const { return fenced_.load(std::memory_order_acquire); }
   Status fence_status() const;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -33,6 +34,9 @@ class RingWorker {
     DomId frontend = 0;
     std::function<void()> on_fence;  // called on the worker thread; thread-safe
     std::string log_prefix;          // "dom F dev N"
+    // Once the ring is drained, look for the next request this long without
+    // sleeping before blocking on the event channel (0: block at once).
+    std::chrono::microseconds spin{0};
   };
 
   // Creates the RingServer (kInvalidArgument for a ring of the wrong shape)
@@ -52,6 +56,8 @@ class RingWorker {
   void Run();
   // One serving loop; returns when asked to stop or on a fatal error.
   Status Loop();
+  // Yields until a request is waiting (true) or the spin time is over.
+  bool SpinForRequests();
 
   Params p_;
   std::unique_ptr<GrantSegmentMapper> segment_mapper_;

@@ -4,7 +4,7 @@
 //   vnvramd --platform sim:<dir>:<domid>|xen --vault-dir D [--config F]
 //           [--host-id NAME] [--vault-interval S] [--log-level L] [--ready-fd N]
 //           [--cluster FILE [--key-file FILE] [--persist-timeout-ms MS]
-//            [--persist-spin-us US]]
+//            [--persist-spin-us US] [--ring-spin-us US]]
 //   vnvramd --replica-only --cluster FILE --vault-dir D [--host-id NAME]
 //           [--key-file FILE] [--vault-interval S] [--log-level L] [--ready-fd N]
 //
@@ -49,7 +49,7 @@ int ConfigError(const std::string& msg) {
 int Main(int argc, char** argv) {
   CLI::App app{"vnvramd: vnvram backend daemon"};
   std::string config_path, platform, vault_dir, host_id, log_level, vault_interval, cluster,
-      key_file, persist_timeout, persist_spin;
+      key_file, persist_timeout, persist_spin, ring_spin;
   int ready_fd = -1;
   bool replica_only = false;
   app.add_option("--config", config_path, "config file of 'key = value' lines");
@@ -64,6 +64,9 @@ int Main(int argc, char** argv) {
                  "a replicated persist fails when not acknowledged within this time");
   app.add_option("--persist-spin-us", persist_spin,
                  "a replicated persist waits this long for its ack without sleeping (default 300)");
+  app.add_option("--ring-spin-us", ring_spin,
+                 "a ring worker looks for the next request this long without sleeping before "
+                 "it blocks (default 50)");
   app.add_option("--ready-fd", ready_fd, "write one byte to this fd once serving")
       ->check(CLI::Range(0, 1 << 20));
   app.add_flag("--replica-only", replica_only,
@@ -95,7 +98,8 @@ int Main(int argc, char** argv) {
                         {"cluster", cluster},
                         {"key-file", key_file},
                         {"persist-timeout-ms", persist_timeout},
-                        {"persist-spin-us", persist_spin}};
+                        {"persist-spin-us", persist_spin},
+                        {"ring-spin-us", ring_spin}};
   for (const Flag& f : flags) {
     if (app.count(std::string("--") + f.key) == 0) continue;
     if (Status s = vnvram::backend::ApplyConfigValue(f.key, f.value, &cli); !s.ok()) {

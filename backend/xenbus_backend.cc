@@ -170,6 +170,7 @@ Status XenbusBackend::ConnectRing(const FrontendTransport& t) {
   p.frontend = frontend_;
   p.on_fence = env_.wake;
   p.log_prefix = log_.prefix();
+  p.spin = env_.config.ring_spin;
   auto worker = RingWorker::Start(std::move(p));
   if (!worker.ok()) return worker.status().WithContext("start ring");
   worker_ = std::move(worker).value();

@@ -257,7 +257,7 @@ double MemcpyBandwidth(size_t bytes, Duration run) {
   return static_cast<double>(copied) / (MicrosSince(t0) / 1e6);
 }
 
-Result<Samples> SimEventChannelRoundTrip(const std::string& sim_dir, Duration run) {
+Result<Samples> SimEventChannelRoundTrip(const std::string& sim_dir, Duration run, bool spin) {
   VNVRAM_ASSIGN_OR_RETURN(auto p0, platform::OpenPlatform("sim:" + sim_dir + ":0"));
   VNVRAM_ASSIGN_OR_RETURN(auto p1, platform::OpenPlatform("sim:" + sim_dir + ":1"));
   VNVRAM_ASSIGN_OR_RETURN(auto e0, p0->OpenEventChannels());
@@ -265,7 +265,13 @@ Result<Samples> SimEventChannelRoundTrip(const std::string& sim_dir, Duration ru
   VNVRAM_ASSIGN_OR_RETURN(const platform::EvtchnPort port0, e0->BindUnbound(1));
   VNVRAM_ASSIGN_OR_RETURN(const platform::EvtchnPort port1, e1->BindInterdomain(0, port0));
   // Waits for one event on `e`, then unmasks it: as the ring's two ends do.
-  auto wait_one = [](platform::EventChannels& e) -> Status {
+  auto wait_one = [spin](platform::EventChannels& e) -> Status {
+    const auto spin_end = BenchClock::now() + std::chrono::microseconds(spin ? 50 : 0);
+    while (BenchClock::now() < spin_end) {
+      VNVRAM_ASSIGN_OR_RETURN(auto p, e.Pending());
+      if (p) return e.Unmask(*p);
+      std::this_thread::yield();
+    }
     for (;;) {
       pollfd pfd{e.Fd(), POLLIN, 0};
       if (::poll(&pfd, 1, 5000) <= 0) return Status::Timeout("event channel round trip");

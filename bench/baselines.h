@@ -31,8 +31,9 @@ Result<Samples> WriteFdatasync(const std::string& dir, size_t size, size_t count
 // memcpy between two `bytes`-sized buffers (already faulted in): bytes/s.
 double MemcpyBandwidth(size_t bytes, Duration run);
 // Domain 1 notifies domain 0 on the sim event channels of `sim_dir`, which
-// answers at once; both sides block in poll(2) as the ring client and the
-// ring worker do.
-Result<Samples> SimEventChannelRoundTrip(const std::string& sim_dir, Duration run);
+// answers at once; both sides block in poll(2), or with `spin` first look
+// for the event for up to 50 us without sleeping, as the ring client and
+// the ring worker do (OpenOptions::poll_spin, vnvramd --ring-spin-us).
+Result<Samples> SimEventChannelRoundTrip(const std::string& sim_dir, Duration run, bool spin);
 
 }  // namespace vnvram::bench

@@ -231,9 +231,13 @@ Status RunBaselinesAndMatrix(const Options& opt, const std::string& work, Report
     b.fdatasync = sync.Summarize();
     report.AddSeries("pwrite + fdatasync, 4 KiB", sync);
     b.memcpy_bw = MemcpyBandwidth(64u << 20, run);
-    VNVRAM_ASSIGN_OR_RETURN(Samples ev, SimEventChannelRoundTrip(cluster->SimDir("a"), run));
-    b.evtchn = ev.Summarize();
-    report.AddSeries("sim event-channel round trip", ev);
+    // The faster of blocking at once and spinning first, as for ZeroMQ.
+    VNVRAM_ASSIGN_OR_RETURN(Samples ev, SimEventChannelRoundTrip(cluster->SimDir("a"), run, false));
+    VNVRAM_ASSIGN_OR_RETURN(Samples evs, SimEventChannelRoundTrip(cluster->SimDir("a"), run, true));
+    const Summary eb = ev.Summarize();
+    const Summary es = evs.Summarize();
+    b.evtchn = eb.p50 <= es.p50 ? eb : es;
+    report.AddSeries("sim event-channel round trip", eb.p50 <= es.p50 ? ev : evs);
 
     for (size_t size : kSizes) {
       ReportLine l = Line("baselines", "bare ZeroMQ round trip " + FormatSize(size) + " p50",

@@ -8,6 +8,7 @@
 // Thread-safety: every public entry takes mu_ for its whole duration; the
 // monitor thread takes it to serve watch events while no call is running.
 #include <poll.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -1032,6 +1033,18 @@ class Device::Impl {
   }
 
   // Runs the event loop until `done()` holds or the deadline passes.
+  // Yields until the active ring has responses (true) or poll_spin is over.
+  bool SpinForResponses() {
+    Connection* c = ActiveConn();
+    if (c == nullptr || options_.poll_spin.count() <= 0 || c->ring->in_flight() == 0) return false;
+    const auto end = std::chrono::steady_clock::now() + options_.poll_spin;
+    do {
+      if (c->ring->ResponsesWaiting()) return true;
+      sched_yield();
+    } while (std::chrono::steady_clock::now() < end);
+    return false;
+  }
+
   Status Pump(const Deadline& dl, const std::function<bool()>& done) {
     for (;;) {
       if (state_ == DeviceState::kError) return error_;
@@ -1079,6 +1092,7 @@ class Device::Impl {
           if (limit - now < dl.Remaining()) wait = Deadline(SystemClock::Instance(), limit - now);
         }
       }
+      if (SpinForResponses()) continue;
       auto a = WaitAny(wait);
       if (!a.ok()) return a.status();
       if (a->watch) {

@@ -152,6 +152,10 @@ Status RingClient::Consume(std::vector<Completion>* out) {
   }
 }
 
+bool RingClient::ResponsesWaiting() const {
+  return __atomic_load_n(&ring_.sring->rsp_prod, __ATOMIC_RELAXED) != ring_.rsp_cons;
+}
+
 Result<std::vector<Completion>> RingClient::Poll() {
   std::vector<Completion> out;
   VNVRAM_RETURN_IF_ERROR(PollInto(&out));

@@ -80,6 +80,9 @@ class RingClient {
   bool in_error() const { return !error_.ok(); }
   const Status& error() const { return error_; }
   size_t in_flight() const { return in_flight_; }
+  // Whether the backend has produced responses not yet consumed (one read
+  // of rsp_prod).
+  bool ResponsesWaiting() const;
   uint32_t ring_size() const { return ring_size_; }
 
  private:

@@ -75,6 +75,10 @@ struct OpenOptions {
   std::chrono::milliseconds probe_timeout{30};
   // Budget of an automatic failover.
   std::chrono::milliseconds failover_timeout{10000};
+  // A call waiting for its answer looks at the ring this long without
+  // sleeping before it blocks on the event channel: waking a blocked thread
+  // costs tens of microseconds on an idle virtual CPU. 0: block at once.
+  std::chrono::microseconds poll_spin{50};
 };
 
 enum class PathState {
