@@ -72,14 +72,18 @@ class AckServer {
   std::thread thread_;
 };
 
-zmq::socket_t ConnectDealer(AckServer& server) {
-  zmq::socket_t dealer(server.ctx(), zmq::socket_type::dealer);
-  SetEngineOptions(dealer);
-  dealer.set(zmq::sockopt::routing_id, "bench");
-  dealer.set(zmq::sockopt::immediate, 1);
-  dealer.connect(server.endpoint());
-  return dealer;
-}
+// The client end, with its own ZeroMQ context (its own I/O thread), as the
+// primary and the replica are two processes on two hosts.
+struct Client {
+  explicit Client(AckServer& server) : dealer(ctx, zmq::socket_type::dealer) {
+    SetEngineOptions(dealer);
+    dealer.set(zmq::sockopt::routing_id, "bench");
+    dealer.set(zmq::sockopt::immediate, 1);
+    dealer.connect(server.endpoint());
+  }
+  zmq::context_t ctx;
+  zmq::socket_t dealer;
+};
 
 void SendFrame(zmq::socket_t& dealer, const std::vector<std::byte>& frame) {
   while (!dealer.send(zmq::buffer(frame), zmq::send_flags::dontwait)) {
@@ -124,7 +128,8 @@ Status WriteFull(int fd, const std::byte* p, size_t n) {
 
 Result<Samples> ZmqRoundTrip(size_t size, Duration run, bool spin) {
   AckServer server;
-  zmq::socket_t dealer = ConnectDealer(server);
+  Client client(server);
+  zmq::socket_t& dealer = client.dealer;
   const std::vector<std::byte> frame(size + 64, std::byte{0x5a});  // + REPLICATE header
   Samples s;
   RunFor(run, s, [&] {
@@ -145,7 +150,8 @@ Result<Samples> ZmqRoundTrip(size_t size, Duration run, bool spin) {
 
 Result<double> ZmqPipelined(size_t size, size_t window, Duration run) {
   AckServer server;
-  zmq::socket_t dealer = ConnectDealer(server);
+  Client client(server);
+  zmq::socket_t& dealer = client.dealer;
   const std::vector<std::byte> frame(size + 64, std::byte{0x5a});
   size_t in_flight = 0;
   uint64_t done = 0;

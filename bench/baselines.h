@@ -16,7 +16,8 @@ namespace vnvram::bench {
 
 using Duration = std::chrono::milliseconds;
 
-// DEALER -> ROUTER over loopback TCP, `size`-byte frames answered by a
+// DEALER -> ROUTER over loopback TCP (each end its own ZeroMQ context, as
+// two hosts), `size`-byte frames answered by a
 // 36-byte acknowledgement from a polling thread, as a replica answers. With
 // `spin`, the client waits as a persist does (yielding for 300 us, then
 // blocking).

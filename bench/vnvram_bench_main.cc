@@ -163,6 +163,7 @@ struct Baselines {
   Summary fdatasync;
   Summary evtchn;
   double memcpy_bw = 0;
+  bool interleaved = false;  // the headline ratios were measured interleaved
 };
 
 constexpr size_t kSizes[] = {64, 4096, 65536};
@@ -227,7 +228,8 @@ Status RunBaselinesAndMatrix(const Options& opt, const std::string& work, Report
         b.zmq_pipelined[std::make_pair(size, w)] = ops;
       }
     }
-    VNVRAM_ASSIGN_OR_RETURN(Samples sync, WriteFdatasync(work, 4096, opt.quick ? 200 : 1000));
+    // On the disk of the output directory (the build tree), not on tmpfs.
+    VNVRAM_ASSIGN_OR_RETURN(Samples sync, WriteFdatasync(opt.out, 4096, opt.quick ? 200 : 1000));
     b.fdatasync = sync.Summarize();
     report.AddSeries("pwrite + fdatasync, 4 KiB", sync);
     b.memcpy_bw = MemcpyBandwidth(64u << 20, run);
@@ -287,6 +289,47 @@ Status RunBaselinesAndMatrix(const Options& opt, const std::string& work, Report
       }
     }
   }
+  // The headline latency ratios once more, interleaved: short rounds of the
+  // figure and of its baseline alternate, so that a change in the machine's
+  // load (large on a shared VM) moves both alike. These lines carry the
+  // BRIEF §4 targets; the matrix's own points are shown beside them.
+  if (opt.Want("baselines")) {
+    Samples repl, zmq, local, ev;
+    const milliseconds slice = std::max(milliseconds(50), opt.run / 2);
+    for (int r = 0; r < 6; ++r) {
+      Progress("interleaved round " + std::to_string(r + 1) + " of 6");
+      VNVRAM_ASSIGN_OR_RETURN(PersistPoint p, MeasurePersist(*devs[1], "", 4096, 1, slice));
+      repl.Merge(p.samples);
+      VNVRAM_ASSIGN_OR_RETURN(Samples z, ZmqRoundTrip(4096, slice, /*spin=*/true));
+      zmq.Merge(z);
+      VNVRAM_ASSIGN_OR_RETURN(PersistPoint q, MeasurePersist(*devs[0], "", 4096, 1, slice));
+      local.Merge(q.samples);
+      VNVRAM_ASSIGN_OR_RETURN(Samples e, SimEventChannelRoundTrip(cluster->SimDir("a"), slice,
+                                                                  /*spin=*/true));
+      ev.Merge(e);
+    }
+    const Summary rs = repl.Summarize(), zs = zmq.Summarize(), ls = local.Summarize(),
+                  es = ev.Summarize();
+    ReportLine a =
+        Line("headline (interleaved rounds)", "persist 4 KiB, 1 replica, QD1, p50", rs.p50);
+    Against(a, "bare ZeroMQ round trip 4 KiB (spin-wait)", zs.p50, FormatMicros(zs.p50),
+            AtMost(1.3));
+    report.Add(a);
+    ReportLine a99 = Line(a.section, "persist 4 KiB, 1 replica, QD1, p99", rs.p99);
+    Against(a99, "bare ZeroMQ round trip 4 KiB p99", zs.p99, FormatMicros(zs.p99));
+    report.Add(a99);
+    if (b.fdatasync.count) {
+      ReportLine f = Line(a.section, "persist 4 KiB, 1 replica, QD1, p50", rs.p50);
+      Against(f, "pwrite + fdatasync 4 KiB", b.fdatasync.p50, FormatMicros(b.fdatasync.p50),
+              AtMost(0.25));
+      report.Add(f);
+    }
+    ReportLine c = Line(a.section, "persist 4 KiB, local only, QD1, p50", ls.p50);
+    Against(c, "sim event-channel round trip (spin-wait)", es.p50, FormatMicros(es.p50),
+            AtMost(2.0));
+    report.Add(c);
+    b.interleaved = true;
+  }
   for (auto& dev : devs) (void)dev->close();
 
   // The BRIEF §4 lines.
@@ -302,7 +345,8 @@ Status RunBaselinesAndMatrix(const Options& opt, const std::string& work, Report
         Line("persist", "persist " + FormatSize(size) + ", 1 replica, QD1, p50", r1->latency.p50);
     if (b.zmq_rtt.count(size)) {
       Against(l, "bare ZeroMQ round trip " + FormatSize(size), b.zmq_rtt[size].p50,
-              FormatMicros(b.zmq_rtt[size].p50), size == 4096 ? AtMost(1.3) : Target{});
+              FormatMicros(b.zmq_rtt[size].p50),
+              size == 4096 && !b.interleaved ? AtMost(1.3) : Target{});
     }
     report.Add(l);
   }
@@ -311,7 +355,7 @@ Status RunBaselinesAndMatrix(const Options& opt, const std::string& work, Report
     ReportLine l = Line("persist", "persist 4 KiB, 1 replica, QD1, p50", r1->latency.p50);
     if (b.fdatasync.count) {
       Against(l, "pwrite + fdatasync 4 KiB", b.fdatasync.p50, FormatMicros(b.fdatasync.p50),
-              AtMost(0.25));
+              b.interleaved ? Target{} : AtMost(0.25));
     }
     report.Add(l);
     ReportLine p99 = Line("persist", "persist 4 KiB, 1 replica, QD1, p99", r1->latency.p99);
@@ -343,7 +387,7 @@ Status RunBaselinesAndMatrix(const Options& opt, const std::string& work, Report
         Line("persist", "persist " + FormatSize(size) + ", local only, QD1, p50", p->latency.p50);
     if (b.evtchn.count) {
       Against(l, "sim event-channel round trip", b.evtchn.p50, FormatMicros(b.evtchn.p50),
-              AtMost(2.0));
+              b.interleaved ? Target{} : AtMost(2.0));
     }
     report.Add(l);
   }
@@ -560,7 +604,11 @@ int Main(int argc, char** argv) {
   const Options opt = std::move(parsed).value();
   log::Init("vnvram-bench", log::Level::kWarn);
   std::filesystem::create_directories(opt.out);
-  const std::string work = "/tmp/vnvram-bench." + std::to_string(::getpid());
+  // The sim's grant pages are files under the simulation's directory: on
+  // tmpfs they are plain memory, as gntalloc's pages are on Xen; on a disk
+  // the kernel would write them back and fault on the next store.
+  const std::string work = std::string(::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp") +
+                           "/vnvram-bench." + std::to_string(::getpid());
   const auto started = BenchClock::now();
   Report report;
   Baselines b;
