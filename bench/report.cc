@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 
@@ -31,6 +32,10 @@ std::string TargetText(const Target& t) {
   std::snprintf(b, sizeof(b), "%s %.2gx", t.kind == Target::Kind::kAtMost ? "<=" : ">=", t.ratio);
   return b;
 }
+
+// Distinct colours for up to ten curves (gnuplot's default cycle has eight).
+constexpr const char* kColors[] = {"#9400d3", "#009e73", "#56b4e9", "#e69f00", "#d4c000",
+                                   "#0072b2", "#e51e10", "#000000", "#8b4513", "#ff69b4"};
 
 std::string Fit(std::string s, size_t w) {
   if (s.size() > w) s = s.substr(0, w - 1) + "~";
@@ -150,6 +155,7 @@ Result<std::vector<std::string>> Report::WritePlots(const std::string& dir) cons
       write_cdf("persist 4 KiB, " + p.config, p.samples);
     }
   }
+  const size_t product_cdfs = cdfs.size();  // then the baselines, dashed
   for (const auto& [name, s] : series_) write_cdf(name, s);
   // Throughput against queue depth: one plot per size, a curve per config.
   std::map<size_t, std::map<std::string, std::vector<const PersistPoint*>>> curves;
@@ -177,8 +183,9 @@ Result<std::vector<std::string>> Report::WritePlots(const std::string& dir) cons
     g << "set xlabel 'latency (us, log scale)'\nset ylabel 'fraction of requests'\n";
     g << "set logscale x\nset yrange [0:1]\nplot ";
     for (size_t i = 0; i < cdfs.size(); ++i) {
-      g << (i ? ", " : "") << "'" << cdfs[i].second << "' using 1:2 with lines lw 2 title '"
-        << cdfs[i].first << "'";
+      g << (i ? ", " : "") << "'" << cdfs[i].second << "' using 1:2 with lines lw 2 lc rgb '"
+        << kColors[i % std::size(kColors)] << "'" << (i >= product_cdfs ? " dt 2" : "")
+        << " title '" << cdfs[i].first << "'";
     }
     g << "\n";
   }
