@@ -38,12 +38,14 @@ Result<pid_t> Spawn(const std::vector<std::string>& argv, const std::vector<std:
                     int out_fd, int keep_fd) {
   std::vector<std::string> args = argv;
   std::vector<char*> cargv;
+  cargv.reserve(args.size() + 1);
   for (auto& a : args) cargv.push_back(a.data());
   cargv.push_back(nullptr);
   std::vector<std::string> envs;
   for (char** e = environ; *e != nullptr; ++e) envs.emplace_back(*e);
   envs.insert(envs.end(), env.begin(), env.end());
   std::vector<char*> cenv;
+  cenv.reserve(envs.size() + 1);
   for (auto& e : envs) cenv.push_back(e.data());
   cenv.push_back(nullptr);
   const pid_t pid = ::fork();
@@ -125,8 +127,8 @@ Status RunTool(const std::vector<std::string>& argv) {
 
 Result<std::unique_ptr<BenchCluster>> BenchCluster::Start(const std::string& bin_dir,
                                                           const std::string& work_dir,
-                                                          std::vector<BenchHost> hosts,
-                                                          std::vector<BenchVolume> volumes,
+                                                          const std::vector<BenchHost>& hosts,
+                                                          const std::vector<BenchVolume>& volumes,
                                                           const ClusterSettings& settings) {
   std::unique_ptr<BenchCluster> c(new BenchCluster());
   c->bin_ = bin_dir;

@@ -63,8 +63,8 @@ class BenchCluster {
  public:
   static Result<std::unique_ptr<BenchCluster>> Start(const std::string& bin_dir,
                                                      const std::string& work_dir,
-                                                     std::vector<BenchHost> hosts,
-                                                     std::vector<BenchVolume> volumes,
+                                                     const std::vector<BenchHost>& hosts,
+                                                     const std::vector<BenchVolume>& volumes,
                                                      const ClusterSettings& settings);
   ~BenchCluster();
 

@@ -177,13 +177,16 @@ struct MatrixConfig {
   std::vector<std::string> replicas;
   std::string policy;
 };
-const MatrixConfig kConfigs[] = {
-    {"local", {}, "sync"},
-    {"1 replica sync", {"a", "b"}, "sync"},
-    {"1 replica async", {"a", "b"}, "async"},
-    {"2 replicas sync", {"a", "b", "c"}, "sync"},
-    {"2 replicas async", {"a", "b", "c"}, "async"},
-};
+const std::vector<MatrixConfig>& Configs() {
+  static const std::vector<MatrixConfig> configs = {
+      {"local", {}, "sync"},
+      {"1 replica sync", {"a", "b"}, "sync"},
+      {"1 replica async", {"a", "b"}, "async"},
+      {"2 replicas sync", {"a", "b", "c"}, "sync"},
+      {"2 replicas async", {"a", "b", "c"}, "async"},
+  };
+  return configs;
+}
 
 Result<std::unique_ptr<Device>> OpenDevice(const std::string& platform, uint32_t devid) {
   OpenOptions o;
@@ -197,7 +200,7 @@ Status RunBaselinesAndMatrix(const Options& opt, const std::string& work, Report
                              Baselines& b) {
   std::vector<BenchVolume> volumes;
   int i = 0;
-  for (const MatrixConfig& c : kConfigs) {
+  for (const MatrixConfig& c : Configs()) {
     volumes.push_back({UuidFor(i++), "bench" + std::to_string(i), 16u << 20, c.replicas, c.policy});
   }
   Progress("starting the persist cluster: host a (vnvram-xenstored, vnvramd), witnesses b and c");
@@ -281,10 +284,10 @@ Status RunBaselinesAndMatrix(const Options& opt, const std::string& work, Report
   for (size_t d = 0; d < volumes.size(); ++d) {
     for (size_t size : kSizes) {
       for (size_t qd : kDepths) {
-        Progress("persist " + kConfigs[d].name + ", " + FormatSize(size) + ", QD" +
+        Progress("persist " + Configs()[d].name + ", " + FormatSize(size) + ", QD" +
                  std::to_string(qd));
         VNVRAM_ASSIGN_OR_RETURN(PersistPoint p,
-                                MeasurePersist(*devs[d], kConfigs[d].name, size, qd, opt.run));
+                                MeasurePersist(*devs[d], Configs()[d].name, size, qd, opt.run));
         report.AddPoint(std::move(p));
       }
     }
@@ -415,6 +418,7 @@ Status RunScaleSection(const Options& opt, const std::string& work, Report& repo
   const int kVolumesPerGuest = 9;
   const uint32_t guests = (kVolumes / 3 + kVolumesPerGuest) / kVolumesPerGuest;
   std::vector<BenchVolume> volumes;
+  volumes.reserve(kVolumes);
   for (int i = 0; i < kVolumes; ++i) {
     volumes.push_back({UuidFor(1000 + i),
                        "scale" + std::to_string(i),
