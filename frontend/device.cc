@@ -1400,8 +1400,7 @@ class Device::Impl {
                   std::to_string(us % 1000 / 100) + " ms";
       spdlog::info("volume {}: failover ({}) {}", volume_.ToString(), o.reason, o.message);
       if (mp_) {
-        mp_->SetFailoverState(mp::kFailoverStateDone);
-        mp_->Report(o);
+        mp_->Report(o, mp::kFailoverStateDone);
       }
       PublishGroup();
       if (pending_switch_ == nullptr) (void)IssueQueued();
@@ -1444,8 +1443,7 @@ class Device::Impl {
         std::chrono::duration_cast<std::chrono::microseconds>(clock.Now() - t0).count());
     o.message = message;
     if (mp_) {
-      mp_->SetFailoverState(mp::kFailoverStateFailed);
-      mp_->Report(o);
+      mp_->Report(o, mp::kFailoverStateFailed);
     }
     PublishGroup();
     Status st =

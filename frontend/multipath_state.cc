@@ -106,8 +106,7 @@ std::optional<FailoverRequest> MultipathState::TakeRequest() {
     o.result = mp::kFailoverResultError;
     o.reason = mp::kFailoverReasonOperator;
     o.message = "bad request: " + bad.message();
-    SetFailoverState(mp::kFailoverStateFailed);
-    Report(o);
+    Report(o, mp::kFailoverStateFailed);
     return std::nullopt;
   }
   return r;
@@ -159,12 +158,13 @@ void MultipathState::SetFailoverState(std::string_view state) {
   (void)Write({{Key(mp::kFailoverState), std::string(state)}});
 }
 
-void MultipathState::Report(const FailoverOutcome& o) {
+void MultipathState::Report(const FailoverOutcome& o, std::string_view final_state) {
   auto dev = [](std::optional<DevId> d) {
     return d ? std::optional<std::string>(std::to_string(*d)) : std::nullopt;
   };
   std::string msg = Printable(o.message, mp::kFailoverMessageMaxLen - 3);
   Status s = Write({
+      {Key(mp::kFailoverState), std::string(final_state)},
       {Key(mp::kFailoverResult), std::string(o.result)},
       {Key(mp::kFailoverReason), std::string(o.reason)},
       {Key(mp::kFailoverFrom), dev(o.from)},

@@ -65,8 +65,10 @@ class MultipathState {
   // changed.
   void Publish(std::optional<DevId> active, std::string_view status, uint64_t epoch);
   void SetFailoverState(std::string_view state);
-  // The outcome keys, failover/completed last.
-  void Report(const FailoverOutcome& o);
+  // The final state (done or failed) and the outcome keys in one
+  // transaction, so that a reader never sees the state without its result;
+  // failover/completed last, on its own (waiters watch it).
+  void Report(const FailoverOutcome& o, std::string_view final_state);
 
  private:
   MultipathState(DomId self, const Uuid& volume, std::unique_ptr<platform::XenStore> xs);
