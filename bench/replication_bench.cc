@@ -2,12 +2,13 @@
 // one run (BRIEF §4). Two replication engines (hosts "a" and "b", one volume
 // replicated on both, sync policy) talk over loopback TCP inside this
 // process; the guest's region is plain memory and persists go through the
-// same ReplicatingPersistSink vnvramd's ring workers use. Baselines, with
-// the same sizes and socket options: a bare ZeroMQ DEALER -> ROUTER round
-// trip of a 4 KiB frame answered by a 36-byte ack from a polling thread
-// (the client blocking in recv, and the client waiting the way a persist
-// does: polling and yielding for up to 300 us first), and fdatasync of a
-// 4 KiB write to a local file.
+// same ReplicatingPersistSink vnvramd's ring workers use. Baselines (the
+// ones vnvram-bench uses, bench/baselines.h), with the same sizes and socket
+// options: a bare ZeroMQ DEALER -> ROUTER round trip of a 4 KiB frame
+// answered by a 36-byte ack from a polling thread, one ZeroMQ context per
+// end (the client blocking in recv, and the client waiting the way a
+// persist does: polling and yielding for up to 300 us first), and
+// fdatasync of a 4 KiB write to a local file.
 //
 //   vnvram-repl-bench [--count N] [--size BYTES] [--dir DIR]
 //
@@ -31,6 +32,8 @@
 
 #include "backend/replication/cluster_config.h"
 #include "backend/replication/engine.h"
+#include "bench/baselines.h"
+#include "bench/bench_stats.h"
 #include "common/log.h"
 #include "common/parse.h"
 
@@ -40,25 +43,11 @@ using Clock = std::chrono::steady_clock;
 using vnvram::replication::Engine;
 using vnvram::replication::EngineOptions;
 
-struct Stats {
-  double p50_us = 0, p99_us = 0, mean_us = 0;
-};
+using vnvram::bench::Samples;
+using vnvram::bench::Summary;
 
-Stats Summarize(std::vector<double> us) {
-  Stats s;
-  if (us.empty()) return s;
-  std::sort(us.begin(), us.end());
-  s.p50_us = us[us.size() / 2];
-  s.p99_us = us[std::min(us.size() - 1, us.size() * 99 / 100)];
-  double sum = 0;
-  for (double v : us) sum += v;
-  s.mean_us = sum / static_cast<double>(us.size());
-  return s;
-}
-
-void Print(const char* name, const Stats& s) {
-  std::printf("  %-44s p50 %8.1f us  p99 %8.1f us  mean %8.1f us\n", name, s.p50_us, s.p99_us,
-              s.mean_us);
+void Print(const char* name, const Summary& s) {
+  std::printf("  %-44s p50 %8.1f us  p99 %8.1f us  mean %8.1f us\n", name, s.p50, s.p99, s.mean);
 }
 
 int FreePort() {
@@ -74,93 +63,6 @@ int FreePort() {
   }
   ::close(fd);
   return ntohs(a.sin_port);
-}
-
-void SetCommonOptions(zmq::socket_t& s) {
-  s.set(zmq::sockopt::linger, 0);
-  s.set(zmq::sockopt::sndhwm, 100000);
-  s.set(zmq::sockopt::rcvhwm, 100000);
-  s.set(zmq::sockopt::heartbeat_ivl, 100);
-  s.set(zmq::sockopt::heartbeat_timeout, 1000);
-}
-
-// A 4 KiB frame to a ROUTER whose polling thread answers each with 36 bytes.
-// `spin`: the client waits for the answer the way a persist does (polling
-// and yielding for up to 300 us, then blocking) instead of blocking at once.
-// `two_contexts`: the client and the server each have their own ZeroMQ
-// context (and so their own ZeroMQ I/O thread), as two hosts, or the two
-// engines above, do; otherwise one I/O thread serves both ends.
-Stats BareZmqRoundTrip(size_t size, int count, bool spin, bool two_contexts = false) {
-  zmq::context_t ctx;
-  zmq::context_t client_ctx;
-  zmq::socket_t router(ctx, zmq::socket_type::router);
-  SetCommonOptions(router);
-  router.set(zmq::sockopt::router_mandatory, 1);
-  router.bind("tcp://127.0.0.1:*");
-  const std::string ep = router.get(zmq::sockopt::last_endpoint);
-  std::atomic<bool> stop{false};
-  std::thread echo([&] {
-    zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
-    std::vector<std::byte> ack(36);
-    while (!stop) {
-      zmq::poll(&item, 1, std::chrono::milliseconds(50));
-      if ((item.revents & ZMQ_POLLIN) == 0) continue;
-      for (;;) {
-        zmq::message_t id, body;
-        if (!router.recv(id, zmq::recv_flags::dontwait)) break;
-        (void)router.recv(body, zmq::recv_flags::none);
-        router.send(id, zmq::send_flags::sndmore);
-        router.send(zmq::buffer(ack), zmq::send_flags::none);
-      }
-    }
-  });
-  zmq::socket_t dealer(two_contexts ? client_ctx : ctx, zmq::socket_type::dealer);
-  SetCommonOptions(dealer);
-  dealer.set(zmq::sockopt::routing_id, "bench");
-  dealer.set(zmq::sockopt::immediate, 1);
-  dealer.connect(ep);
-  std::vector<std::byte> frame(size + 64, std::byte{0x5a});
-  std::vector<double> us;
-  us.reserve(count);
-  for (int i = -count / 10; i < count; ++i) {
-    const auto t0 = Clock::now();
-    while (!dealer.send(zmq::buffer(frame), zmq::send_flags::dontwait)) {
-      std::this_thread::yield();  // not connected yet (IMMEDIATE)
-    }
-    zmq::message_t reply;
-    bool got = false;
-    if (spin) {
-      const auto spin_end = Clock::now() + std::chrono::microseconds(300);
-      while (!got && Clock::now() < spin_end) {
-        got = dealer.recv(reply, zmq::recv_flags::dontwait).has_value();
-        if (!got) std::this_thread::yield();
-      }
-    }
-    if (!got) (void)dealer.recv(reply, zmq::recv_flags::none);
-    if (i >= 0) {
-      us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
-    }
-  }
-  stop = true;
-  echo.join();
-  return Summarize(std::move(us));
-}
-
-Stats Fdatasync(const std::string& dir, size_t size, int count) {
-  const std::string path = dir + "/fdatasync.bench";
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return {};
-  std::vector<char> buf(size, 'x');
-  std::vector<double> us;
-  for (int i = 0; i < count; ++i) {
-    const auto t0 = Clock::now();
-    if (::pwrite(fd, buf.data(), size, static_cast<off_t>((i % 256) * size)) < 0) break;
-    if (::fdatasync(fd) != 0) break;
-    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
-  }
-  ::close(fd);
-  ::unlink(path.c_str());
-  return Summarize(std::move(us));
 }
 
 int Main(int argc, char** argv) {
@@ -237,9 +139,10 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", sink.status().ToString().c_str());
     return 1;
   }
-  std::vector<double> us;
-  us.reserve(count);
+  Samples us;
+  us.Reserve(count);
   const uint64_t slots = region.size() / size;
+  const auto started = Clock::now();
   for (int i = -count / 10; i < count; ++i) {
     const uint64_t off = (static_cast<uint64_t>(i + count) % slots) * size;
     std::memset(region.data() + off, i & 0xff, size);
@@ -249,37 +152,44 @@ int Main(int argc, char** argv) {
       std::fprintf(stderr, "persist failed: %s\n", r.status().ToString().c_str());
       return 1;
     }
-    if (i >= 0) us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    if (i >= 0) us.Add(vnvram::bench::MicrosSince(t0));
   }
-  const Stats repl = Summarize(std::move(us));
+  // The baselines run as long as the persists did.
+  const auto run =
+      std::max(std::chrono::milliseconds(100),
+               std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started));
+  const Summary repl = us.Summarize();
   sink->reset();
   for (auto& e : engines) (void)e->Shutdown();
-  const Stats zmq_rtt = BareZmqRoundTrip(size, count, /*spin=*/false);
-  const Stats zmq_spin = BareZmqRoundTrip(size, count, /*spin=*/true);
-  const Stats zmq_two = BareZmqRoundTrip(size, count, /*spin=*/true, /*two_contexts=*/true);
-  const Stats sync = Fdatasync(work, size, std::min(count, 2000));
+  auto zmq_rtt = vnvram::bench::ZmqRoundTrip(size, run, /*spin=*/false);
+  auto zmq_spin = vnvram::bench::ZmqRoundTrip(size, run, /*spin=*/true);
+  auto sync = vnvram::bench::WriteFdatasync(work, size, std::min(count, 2000));
+  for (const auto* r : {&zmq_rtt, &zmq_spin, &sync}) {
+    if (!r->ok()) {
+      std::fprintf(stderr, "baseline: %s\n", r->status().ToString().c_str());
+      return 1;
+    }
+  }
+  const Summary zb = zmq_rtt->Summarize();
+  const Summary zs = zmq_spin->Summarize();
+  const Summary fs = sync->Summarize();
   std::filesystem::remove_all(work);
 
   std::printf("vnvram replication benchmark: %zu-byte persists at QD1, %d samples, loopback TCP\n",
               size, count);
   Print("persist, 1 replica (sync)", repl);
-  Print("baseline: bare ZeroMQ round trip, same size", zmq_rtt);
-  Print("baseline: the same, waiting like a persist", zmq_spin);
-  Print("  (the same, one ZeroMQ context per end)", zmq_two);
-  Print("baseline: pwrite + fdatasync, local file", sync);
+  Print("baseline: bare ZeroMQ round trip, same size", zb);
+  Print("baseline: the same, waiting like a persist", zs);
+  Print("baseline: pwrite + fdatasync, local file", fs);
   // Against the faster of the two ways to wait for the answer.
-  const double best = std::min(zmq_rtt.p50_us, zmq_spin.p50_us);
+  const double best = std::min(zb.p50, zs.p50);
   std::printf(
       "  ratio persist p50 / ZeroMQ round trip p50: %.2fx (target <= 1.3x; against the "
       "faster baseline)\n",
-      repl.p50_us / best);
-  // Informational: the engines run one ZeroMQ context (one ZeroMQ I/O
-  // thread) each, as two hosts do; the baselines above share one.
-  std::printf("  ratio persist p50 / the same, one context per end:  %.2fx (information)\n",
-              repl.p50_us / zmq_two.p50_us);
-  if (sync.p50_us > 0) {
+      repl.p50 / best);
+  if (fs.p50 > 0) {
     std::printf("  ratio persist p50 / fdatasync p50:         %.2fx (target <= 0.25x)\n",
-                repl.p50_us / sync.p50_us);
+                repl.p50 / fs.p50);
   }
   return 0;
 }
