@@ -95,6 +95,26 @@ class DataLink final : public FrameLink {
     last_sent_ = clock_.Now();
     return true;
   }
+  // Without a copy: ZeroMQ's I/O thread writes from the shared frame, which
+  // the message keeps alive until then.
+  bool Send(const std::shared_ptr<const Bytes>& frame) override {
+    auto* keep = new std::shared_ptr<const Bytes>(frame);
+    // ZeroMQ never writes to a message's data: the cast only fits its API.
+    zmq::message_t msg(
+        const_cast<std::byte*>((*keep)->data()), (*keep)->size(),
+        [](void* /*data*/, void* hint) { delete static_cast<std::shared_ptr<const Bytes>*>(hint); },
+        keep);
+    std::lock_guard lock(mu_);
+    if (!socket_) return false;
+    try {
+      if (!socket_->send(msg, zmq::send_flags::dontwait)) return false;
+    } catch (const zmq::error_t& e) {
+      spdlog::warn("replication: send to {}: {}", peer_, e.what());
+      return false;
+    }
+    last_sent_ = clock_.Now();
+    return true;
+  }
   // Replaces the socket (nullptr closes it); the I/O thread only.
   void Reset(std::unique_ptr<zmq::socket_t> socket) {
     std::lock_guard lock(mu_);

@@ -159,7 +159,7 @@ Result<uint64_t> VolumeReplica::PersistBatch(std::span<const backend::ByteRange>
     frames_left += (r.length + settings_.max_data - 1) / settings_.max_data;
   }
   uint64_t last = 0;
-  std::vector<Bytes> frames;
+  std::vector<std::shared_ptr<const Bytes>> frames;  // encoded once, sent to every replica
   for (const backend::ByteRange& r : ranges) {
     for (uint64_t done = 0; done < r.length;) {
       const uint64_t n = std::min<uint64_t>(r.length - done, settings_.max_data);
@@ -174,7 +174,7 @@ Result<uint64_t> VolumeReplica::PersistBatch(std::span<const backend::ByteRange>
       const std::span<const std::byte> data(memory_.data() + off, n);
       auto frame = EncodeReplicate(entry_.uuid, epoch, last, off, frames_left == 0, data, limits);
       if (!frame.ok()) return frame.status();  // a bug: the range was checked above
-      frames.push_back(std::move(frame).value());
+      frames.push_back(std::make_shared<const Bytes>(std::move(frame).value()));
     }
   }
   // Flow control is counted as the frames are handed out; a target that
@@ -196,7 +196,7 @@ Result<uint64_t> VolumeReplica::PersistBatch(std::span<const backend::ByteRange>
     lock.unlock();
     std::vector<std::shared_ptr<FrameLink>> failed;
     for (const auto& [host, link] : links) {
-      for (const Bytes& f : frames) {
+      for (const std::shared_ptr<const Bytes>& f : frames) {
         if (!link->Send(f)) {
           failed.push_back(link);
           break;
@@ -261,15 +261,16 @@ Result<uint64_t> VolumeReplica::PersistBatch(std::span<const backend::ByteRange>
       " ms");
 }
 
-bool VolumeReplica::AccountLocked(FanOutTarget& t, uint64_t first, std::span<const Bytes> frames) {
+bool VolumeReplica::AccountLocked(FanOutTarget& t, uint64_t first,
+                                  std::span<const std::shared_ptr<const Bytes>> frames) {
   if (!t.in_sync)
     return true;  // a syncing replica acknowledges nothing before RESYNC_DONE;
                   // its queue is bounded by the socket's high-water mark
   uint64_t bytes = 0;
-  for (const Bytes& f : frames) bytes += f.size();
+  for (const auto& f : frames) bytes += f->size();
   if (t.unacked_bytes + bytes > kMaxUnackedBytes) return false;
   for (size_t i = 0; i < frames.size(); ++i) {
-    t.unacked.emplace_back(first + i, frames[i].size());
+    t.unacked.emplace_back(first + i, frames[i]->size());
   }
   t.unacked_bytes += bytes;
   if (t.ack_wait_seq == 0) {

@@ -56,6 +56,11 @@ class FrameLink {
   // Queues `frame` without blocking; false when it cannot be queued (not
   // connected, high-water mark, closed). Never takes a volume's mutex.
   virtual bool Send(std::span<const std::byte> frame) = 0;
+  // The same for a frame shared by several links: an implementation may
+  // send it without copying, keeping `frame` alive until it is on the wire.
+  virtual bool Send(const std::shared_ptr<const Bytes>& frame) {
+    return Send(std::span<const std::byte>(*frame));
+  }
 };
 
 // What the persisting threads left for the engine since it last looked.
@@ -215,7 +220,8 @@ class VolumeReplica {
   };
   // Counts a batch's frames (sequences first..) against an in-sync target's
   // budget; false when they do not fit.
-  bool AccountLocked(FanOutTarget& t, uint64_t first, std::span<const Bytes> frames);
+  bool AccountLocked(FanOutTarget& t, uint64_t first,
+                     std::span<const std::shared_ptr<const Bytes>> frames);
   void DropTargetLocked(std::map<std::string, FanOutTarget>::iterator it, std::string why);
   ResyncChunk ReadChunkLocked(uint64_t epoch, uint32_t chunk_size, uint32_t index) const;
   void SetDurableLocked(uint64_t seq) {

@@ -264,6 +264,7 @@ BOOST_AUTO_TEST_CASE(StandalonePrimaryPersistsAtOnce) {
 // refuses them (not connected, high-water mark).
 class FakeLink final : public FrameLink {
  public:
+  using FrameLink::Send;  // the shared-frame overload copies through this one
   bool Send(std::span<const std::byte> frame) override {
     std::lock_guard lock(mu_);
     if (refuse_) return false;
