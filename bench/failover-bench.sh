@@ -137,24 +137,8 @@ say() {
   printf '[%3d.%03ds] %s\n' $((e / 1000)) $((e % 1000)) "$*"
 }
 die() { echo "failover-bench: $*" >&2; exit 1; }
-reaped() {
-  local p keep=()
-  for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-  PIDS=("${keep[@]}")
-}
-# ms US: microseconds as milliseconds with one decimal.
-ms() { printf '%d.%d' $(( $1 / 1000 )) $(( $1 % 1000 / 100 )); }
-
-start_ready() {
-  local log=$1; shift
-  local fifo=$WORK/ready.$RANDOM
-  mkfifo "$fifo"
-  "$@" --ready-fd 3 3>"$fifo" >>"$log" 2>&1 &
-  LAST_PID=$!
-  PIDS+=("$LAST_PID")
-  read -r -t 10 -N 1 _ <"$fifo" || die "$(basename "$1") did not get ready; log: $(tail -n 5 "$log")"
-  rm -f "$fifo"
-}
+# start_ready, reaped, fmt_us.
+source "$(dirname "${BASH_SOURCE[0]}")/../tools/sim-processes.sh"
 start_vnvramd() {
   local h=$1
   echo "==== failover-bench: starting vnvramd $h ====" >>"$WORK/$h.log"
@@ -396,7 +380,7 @@ for (( trial = 1; trial <= TRIALS; trial++ )); do
   K2A+=("$k2a") FRONT+=("$fus") HEAL+=("$heal") SEEN+=($(( t_seen - t_kill )))
   ROWS+=("{\"trial\": $trial, \"killed\": \"$victim\", \"from_path\": ${DEV[$victim]}, \"to_path\": $TO_DEV, \"at_record\": $at, \"kill_to_first_ack_us\": $k2a, \"frontend_duration_us\": $fus, \"reason\": \"$reason\", \"harness_saw_ack_us\": $(( t_seen - t_kill )), \"restart_to_healthy_us\": $heal}")
   printf '  trial %2d: kill -9 %s (path %d -> %d) at record %6d: first ack after %7s ms (frontend %7s ms, %s); %s back in sync in %s ms\n' \
-    "$trial" "$victim" "${DEV[$victim]}" "$TO_DEV" "$at" "$(ms "$k2a")" "$(ms "$fus")" "$reason" "$victim" "$(ms "$heal")"
+    "$trial" "$victim" "${DEV[$victim]}" "$TO_DEV" "$at" "$(fmt_us "$k2a")" "$(fmt_us "$fus")" "$reason" "$victim" "$(fmt_us "$heal")"
   follow $((ACKED + 200)) 20
 done
 
@@ -417,12 +401,12 @@ LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 echo
 echo "failover: $TRIALS trials$( (( QUICK_RUN )) && echo " (QUICK: fewer than the 20 the issue asks for)" ), volume $SIZE, policy sync, peer expiry $EXPIRY ms, machine: $NPROC x $CPU, load $LOAD"
 printf '  %-46s %6s %9s %9s %9s %9s\n' "figure (ms)" trials p50 p90 max mean
-row() { printf '  %-46s %6d %9s %9s %9s %9s\n' "$1" "$TRIALS" "$(ms "$2")" "$(ms "$3")" "$(ms "$4")" "$(ms "$5")"; }
+row() { printf '  %-46s %6d %9s %9s %9s %9s\n' "$1" "$TRIALS" "$(fmt_us "$2")" "$(fmt_us "$3")" "$(fmt_us "$4")" "$(fmt_us "$5")"; }
 row "kill -9 -> first persist acked (guest clock)" "$a50" "$a90" "$amax" "$amean"
 row "frontend failover/duration-us" "$f50" "$f90" "$fmax" "$fmean"
 row "  (kill -> the harness read the ack line)" "$s50" "$s90" "$smax" "$smean"
 row "restart of the killed vnvramd -> healthy" "$h50" "$h90" "$hmax" "$hmean"
-echo "  target: kill -> first ack p50 <= 100 ms: p50 $(ms "$a50") ms = ${ratio}x the target: $verdict"
+echo "  target: kill -> first ack p50 <= 100 ms: p50 $(fmt_us "$a50") ms = ${ratio}x the target: $verdict"
 
 mkdir -p "$(dirname "$JSON")"
 {

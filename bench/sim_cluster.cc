@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -89,13 +90,12 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(std::vector<std::string> argv,
 
 Daemon::~Daemon() {
   if (pid_ <= 0) return;
+  // Up to 5 s for an orderly exit, waiting on the process itself (a pidfd
+  // becomes readable when it exits), then SIGKILL.
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
   ::kill(pid_, SIGTERM);
-  for (int i = 0; i < 500; ++i) {  // up to 5 s for an orderly exit
-    if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-    pollfd none{-1, 0, 0};
-    ::poll(&none, 0, 10);
-  }
-  ::kill(pid_, SIGKILL);
+  pollfd exited{pidfd.get(), POLLIN, 0};
+  if (pidfd.get() < 0 || ::poll(&exited, 1, 5000) != 1) ::kill(pid_, SIGKILL);
   ::waitpid(pid_, nullptr, 0);
 }
 

@@ -132,14 +132,39 @@ std::string UuidFor(int i) {
   return b;
 }
 
-ReportLine Line(std::string section, std::string figure, double us) {
+ReportLine Figure(std::string section, std::string figure, double value, std::string unit,
+                  std::string shown) {
   ReportLine l;
   l.section = std::move(section);
   l.figure = std::move(figure);
-  l.value = us;
-  l.unit = "us";
-  l.shown = FormatMicros(us);
+  l.value = value;
+  l.unit = std::move(unit);
+  l.shown = std::move(shown);
   return l;
+}
+
+// A latency (microseconds).
+ReportLine Line(std::string section, std::string figure, double us) {
+  return Figure(std::move(section), std::move(figure), us, "us", FormatMicros(us));
+}
+
+// A rate (operations per second).
+ReportLine RateLine(std::string section, std::string figure, double ops) {
+  return Figure(std::move(section), std::move(figure), ops, "ops/s", FormatRate(ops));
+}
+
+// A figure that was not measured, and why.
+ReportLine NotMeasured(std::string section, std::string figure, std::string why) {
+  ReportLine l = Figure(std::move(section), std::move(figure), 0, "", "-");
+  l.note = std::move(why);
+  return l;
+}
+
+// A size in bytes, shown in MiB with one decimal.
+ReportLine BytesLine(std::string section, std::string figure, double bytes) {
+  char b[32];
+  std::snprintf(b, sizeof(b), "%.1f MiB", bytes / (1 << 20));
+  return Figure(std::move(section), std::move(figure), bytes, "bytes", b);
 }
 
 void Against(ReportLine& l, std::string name, double value, std::string shown, Target t = {}) {
@@ -252,23 +277,15 @@ Status RunBaselinesAndMatrix(const Options& opt, const std::string& work, Report
           Line("baselines", "raw TCP round trip " + FormatSize(size) + " p50", b.tcp_rtt[size].p50);
       report.Add(t);
       for (size_t w : {size_t{32}, size_t{64}}) {
-        ReportLine p;
-        p.section = "baselines";
-        p.figure = "bare ZeroMQ pipelined " + FormatSize(size) + " window " + std::to_string(w);
-        p.value = b.zmq_pipelined[{size, w}];
-        p.unit = "ops/s";
-        p.shown = FormatRate(p.value);
-        report.Add(p);
+        report.Add(
+            RateLine("baselines",
+                     "bare ZeroMQ pipelined " + FormatSize(size) + " window " + std::to_string(w),
+                     b.zmq_pipelined[{size, w}]));
       }
     }
     report.Add(Line("baselines", "pwrite + fdatasync 4 KiB p50", b.fdatasync.p50));
-    ReportLine m;
-    m.section = "baselines";
-    m.figure = "memcpy bandwidth (64 MiB buffers)";
-    m.value = b.memcpy_bw;
-    m.unit = "bytes/s";
-    m.shown = FormatBandwidth(b.memcpy_bw);
-    report.Add(m);
+    report.Add(Figure("baselines", "memcpy bandwidth (64 MiB buffers)", b.memcpy_bw, "bytes/s",
+                      FormatBandwidth(b.memcpy_bw)));
     report.Add(Line("baselines", "sim event-channel round trip p50", b.evtchn.p50));
   }
 
@@ -371,12 +388,9 @@ Status RunBaselinesAndMatrix(const Options& opt, const std::string& work, Report
   }
   for (size_t w : {size_t{32}, size_t{64}}) {
     const PersistPoint* p = point("1 replica sync", 65536, w);
-    ReportLine l;
-    l.section = "persist";
-    l.figure = "persist 64 KiB, 1 replica, QD" + std::to_string(w) + " throughput";
-    l.value = p->ops_per_s;
-    l.unit = "ops/s";
-    l.shown = FormatRate(p->ops_per_s);
+    ReportLine l =
+        RateLine("persist", "persist 64 KiB, 1 replica, QD" + std::to_string(w) + " throughput",
+                 p->ops_per_s);
     if (b.zmq_pipelined.count({65536, w})) {
       const double base = b.zmq_pipelined[{65536, w}];
       Against(l, "bare ZeroMQ pipelined 64 KiB, window " + std::to_string(w), base,
@@ -442,12 +456,8 @@ Status RunScaleSection(const Options& opt, const std::string& work, Report& repo
   }
   Progress("scale: 100 volumes, one thread each, 4 KiB persists at QD1");
   VNVRAM_ASSIGN_OR_RETURN(ScaleResult r, RunScale(open, 4096, opt.run * 2));
-  ReportLine agg;
-  agg.section = "scale (100 volumes, 3 hosts, 1 replica each)";
-  agg.figure = "aggregate persist throughput, 4 KiB";
-  agg.value = r.aggregate_ops_per_s;
-  agg.unit = "ops/s";
-  agg.shown = FormatRate(r.aggregate_ops_per_s);
+  const ReportLine agg = RateLine("scale (100 volumes, 3 hosts, 1 replica each)",
+                                  "aggregate persist throughput, 4 KiB", r.aggregate_ops_per_s);
   report.Add(agg);
   report.Add(Line(agg.section, "per-volume p50: fastest volume", r.per_volume_p50.min));
   report.Add(Line(agg.section, "per-volume p50: median volume", r.per_volume_p50.p50));
@@ -518,24 +528,12 @@ Status RunMemorySection(const Options& opt, const std::string& work, Report& rep
   auto slope = [&](const std::string& who, uint64_t beyond_s, uint64_t beyond_l) {
     const double per_byte = (static_cast<double>(beyond_l) - static_cast<double>(beyond_s)) /
                             static_cast<double>(large - small);
-    ReportLine x;
-    x.section = section;
-    x.figure = who + ": resident beyond the region, per GiB";
-    x.value = std::max(0.0, per_byte) * static_cast<double>(1ull << 30);
-    x.unit = "bytes";
-    char b[32];
-    std::snprintf(b, sizeof(b), "%.1f MiB", x.value / (1 << 20));
-    x.shown = b;
+    ReportLine x = BytesLine(section, who + ": resident beyond the region, per GiB",
+                             std::max(0.0, per_byte) * static_cast<double>(1ull << 30));
     Against(x, "1 GiB of region", static_cast<double>(1ull << 30), "1024.0 MiB", AtMost(0.02));
     report.Add(x);
-    ReportLine f;
-    f.section = section;
-    f.figure = who + ": fixed part (" + FormatSize(small) + " volume)";
-    f.value = static_cast<double>(beyond_s) - per_byte * static_cast<double>(small);
-    f.unit = "bytes";
-    std::snprintf(b, sizeof(b), "%.1f MiB", f.value / (1 << 20));
-    f.shown = b;
-    report.Add(f);
+    report.Add(BytesLine(section, who + ": fixed part (" + FormatSize(small) + " volume)",
+                         static_cast<double>(beyond_s) - per_byte * static_cast<double>(small)));
   };
   slope("primary vnvramd", s.PrimaryBeyond(), l.PrimaryBeyond());
   slope("witness vnvramd", s.WitnessBeyond(), l.WitnessBeyond());
@@ -553,12 +551,8 @@ Status RunMemorySection(const Options& opt, const std::string& work, Report& rep
 // bench/failover-bench.sh, whose JSON gives the figure.
 Status RunFailoverSection(const Options& opt, Report& report) {
   if (opt.failover_script.empty()) {
-    ReportLine l;
-    l.section = "failover";
-    l.figure = "kill -9 -> first persist acked, p50";
-    l.shown = "-";
-    l.note = "not run: no --failover-script";
-    report.Add(l);
+    report.Add(NotMeasured("failover", "kill -9 -> first persist acked, p50",
+                           "not run: no --failover-script"));
     return Status::Ok();
   }
   const std::string json = opt.out + "/failover.json";
@@ -630,12 +624,8 @@ int Main(int argc, char** argv) {
   if (s.ok() && opt.Want("scale")) s = RunScaleSection(opt, work, report);
   if (s.ok() && opt.Want("memory")) s = RunMemorySection(opt, work, report);
   if (s.ok()) {
-    ReportLine j;
-    j.section = "journal";
-    j.figure = "journal replay vs memcpy of the same bytes";
-    j.shown = "-";
-    j.note = "not measured: the journal library is issue #8";
-    report.Add(j);
+    report.Add(NotMeasured("journal", "journal replay vs memcpy of the same bytes",
+                           "not measured: the journal library is issue #8"));
   }
   if (s.ok() && opt.Want("failover")) s = RunFailoverSection(opt, report);
   std::error_code ec;

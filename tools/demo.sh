@@ -83,25 +83,8 @@ say() {
 }
 indent() { sed 's/^/           /'; }
 die() { echo "demo: $*" >&2; exit 1; }
-# reaped PID: a process we have waited for leaves the list the EXIT trap stops.
-reaped() {
-  local p keep=()
-  for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-  PIDS=("${keep[@]}")
-}
-
-# Starts "$@" in the background with --ready-fd 3 and waits (10 s) for its
-# ready byte; the pid ends up in LAST_PID and PIDS.
-start_ready() {
-  local log=$1; shift
-  local fifo=$WORK/ready.$RANDOM
-  mkfifo "$fifo"
-  "$@" --ready-fd 3 3>"$fifo" >>"$log" 2>&1 &
-  LAST_PID=$!
-  PIDS+=("$LAST_PID")
-  read -r -t 10 -N 1 _ <"$fifo" || die "$(basename "$1") did not get ready; log: $(tail -5 "$log")"
-  rm -f "$fifo"
-}
+# start_ready, reaped, fmt_us.
+source "$(dirname "${BASH_SOURCE[0]}")/sim-processes.sh"
 
 start_vnvramd() {
   local h=$1
@@ -419,7 +402,6 @@ m_group_ready() {
 m_failed_over() {
   [[ $(mxs "$MDIR/failover/state" "$MDIR/failover/to" | tr '\n' ' ') == "done 1 " ]]
 }
-fmt_us() { printf '%d.%d' $(( $1 / 1000 )) $(( $1 % 1000 / 100 )); }
 
 t=${EPOCHREALTIME//[!0-9]/}
 mkdir -p "$WORK/m/xs" "$WORK/m/dom0" "$WORK/m/drv2" "$WORK/m/witness"
