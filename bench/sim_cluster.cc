@@ -99,6 +99,13 @@ Daemon::~Daemon() {
   ::waitpid(pid_, nullptr, 0);
 }
 
+void Daemon::Kill() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
 Status RunTool(const std::vector<std::string>& argv) {
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return Status::FromErrno(errno, "pipe2");
@@ -210,9 +217,23 @@ std::string BenchCluster::GuestPlatform(const std::string& host, uint32_t guest)
 
 Status BenchCluster::Attach(const std::string& host, uint32_t devid, const BenchVolume& volume,
                             uint32_t guest) {
-  return RunTool({bin_ + "/nvram-tool", "--platform", "sim:" + SimDir(host) + ":0", "attach",
-                  std::to_string(guest), "--backend", "0", "--devid", std::to_string(devid),
-                  "--size", std::to_string(volume.size), "--volume", volume.uuid});
+  return Tool(host,
+              {"attach", std::to_string(guest), "--backend", "0", "--devid", std::to_string(devid),
+               "--size", std::to_string(volume.size), "--volume", volume.uuid});
+}
+
+Status BenchCluster::Tool(const std::string& host, const std::vector<std::string>& args) const {
+  std::vector<std::string> argv{bin_ + "/nvram-tool", "--platform", "sim:" + SimDir(host) + ":0"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunTool(argv);
+}
+
+Status BenchCluster::KillVnvramd(const std::string& host) {
+  auto it = vnvramd_.find(host);
+  if (it == vnvramd_.end()) return Status::NotFound("no vnvramd on host " + host);
+  it->second->Kill();
+  vnvramd_.erase(it);
+  return Status::Ok();
 }
 
 pid_t BenchCluster::VnvramdPid(const std::string& host) const {

@@ -29,6 +29,8 @@ class Daemon {
                                                const std::vector<std::string>& env);
   ~Daemon();
   pid_t pid() const { return pid_; }
+  // SIGKILL, then reaps it: a host lost.
+  void Kill();
 
  private:
   Daemon() = default;
@@ -75,6 +77,10 @@ class BenchCluster {
   Status Attach(const std::string& host, uint32_t devid, const BenchVolume& volume,
                 uint32_t guest = 1);
   pid_t VnvramdPid(const std::string& host) const;
+  // Kills `host`'s vnvramd with SIGKILL and reaps it.
+  Status KillVnvramd(const std::string& host);
+  // nvram-tool, as dom0 of `host`, with `args`.
+  Status Tool(const std::string& host, const std::vector<std::string>& args) const;
   const std::string& work_dir() const { return work_; }
 
  private:

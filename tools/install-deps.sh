@@ -14,6 +14,7 @@ PACKAGES="
   nlohmann-json3-dev libcli11-dev
   spin
   gnuplot-nox
+  qemu-utils libnbd-bin
 "
 
 missing() {
