@@ -54,7 +54,7 @@ clean:
 
 .PHONY: demo
 demo: configure
-	cmake --build $(BUILD) -j$(JOBS) --target vnvram-xenstored vnvramd nvram-tool vnvram-guest-demo
+	cmake --build $(BUILD) -j$(JOBS) --target vnvram-xenstored vnvramd nvram-tool vnvram-guest-demo vnvram-journal
 	tools/demo.sh $(BUILD)/bin
 
 # The Xen lab: boots real Xen + a PV dom0 under qemu (TCG) and runs the

@@ -1,68 +1,22 @@
 // The C API (include/vnvram/vnvram.h) over vnvram::Device: status codes
-// become negative errno values, messages go to a thread-local string.
+// become negative errno values, messages go to a thread-local string
+// (frontend/c_api_internal.h).
 // Thread-safety: as vnvram::Device; the last error is per thread.
 #include <cerrno>
 #include <memory>
 #include <string>
 
+#include "frontend/c_api_internal.h"
 #include "vnvram/vnvram.h"
 #include "vnvram/vnvram.hpp"
 
-struct vnvram_dev {
-  std::unique_ptr<vnvram::Device> device;
-};
-
 namespace {
 
-thread_local std::string g_last_error;
-
-int ErrnoOf(const vnvram::Status& s) {
-  if (s.sys_errno() != 0) return s.sys_errno();
-  switch (s.code()) {
-    case vnvram::Code::kOk: return 0;
-    case vnvram::Code::kInvalidArgument: return EINVAL;
-    case vnvram::Code::kNotFound: return ENOENT;
-    case vnvram::Code::kAlreadyExists: return EEXIST;
-    case vnvram::Code::kPermissionDenied: return EACCES;
-    case vnvram::Code::kResourceExhausted: return ENOSPC;
-    case vnvram::Code::kAborted: return EAGAIN;
-    case vnvram::Code::kUnavailable: return ENODEV;
-    case vnvram::Code::kTimeout: return ETIMEDOUT;
-    case vnvram::Code::kIoError: return EIO;
-    case vnvram::Code::kCorruption: return EBADMSG;
-    case vnvram::Code::kOutOfRange: return ERANGE;
-    case vnvram::Code::kFailedPrecondition: return EBADFD;
-    case vnvram::Code::kNotSupported: return EOPNOTSUPP;
-    case vnvram::Code::kInternal: return EFAULT;
-  }
-  return EIO;
-}
-
-int Ret(const vnvram::Status& s) {
-  if (s.ok()) {
-    g_last_error.clear();
-    return 0;
-  }
-  g_last_error = s.ToString();
-  return -ErrnoOf(s);
-}
+using vnvram::capi::Guard;
+using vnvram::capi::Ret;
 
 int NullHandle() {
-  g_last_error = "vnvram: NULL device handle";
-  return -EINVAL;
-}
-
-template <typename F>
-int Guard(F&& f) {
-  try {
-    return f();
-  } catch (const std::exception& e) {  // allocation failure and the like
-    g_last_error = std::string("vnvram: ") + e.what();
-    return -ENOMEM;
-  } catch (...) {
-    g_last_error = "vnvram: unexpected exception";
-    return -EFAULT;
-  }
+  return vnvram::capi::NullHandle("device");
 }
 
 }  // namespace
@@ -178,7 +132,7 @@ int vnvram_close(vnvram_dev* dev) {
 }
 
 const char* vnvram_last_error(void) {
-  return g_last_error.c_str();
+  return vnvram::capi::LastError();
 }
 
 }  // extern "C"

@@ -305,4 +305,27 @@ Status Journal::Trim(uint64_t sequence) {
   return WriteSuperblock();
 }
 
+Status Journal::Rebind(std::span<std::byte> region) {
+  if (region.size() != region_.size()) {
+    return Status::InvalidArgument("journal: rebind to a region of " +
+                                   std::to_string(region.size()) + " bytes, the journal has " +
+                                   std::to_string(region_.size()));
+  }
+  region_ = region;
+  return Status::Ok();
+}
+
+bool Journal::Fits(std::span<const size_t> payload_sizes) const {
+  uint64_t tail = tail_;
+  for (const size_t payload : payload_sizes) {
+    const uint64_t size = RecordSize(payload);
+    if (payload > kMaxPayload || size > log_size_) return false;
+    const uint64_t room = log_size_ - tail % log_size_;
+    const uint64_t skip = size > room ? room : 0;  // as Append() does
+    if (tail + skip + size - head_ > log_size_) return false;
+    tail += skip + size;
+  }
+  return true;
+}
+
 }  // namespace vnvram::journal

@@ -57,6 +57,14 @@ class Journal {
   // head. kOutOfRange when `sequence` is not committed.
   Status Trim(uint64_t sequence);
 
+  // For a journal on a mapping that moves (libvnvram's Device after a
+  // re-map): from now on reads and stores go to `region`, which must hold
+  // the same bytes at a new address. kInvalidArgument when its size differs.
+  Status Rebind(std::span<std::byte> region);
+  // True when Append() of payloads of these sizes, in order, would all
+  // succeed now (room in the log, each size allowed).
+  bool Fits(std::span<const size_t> payload_sizes) const;
+
   uint64_t head_sequence() const { return head_seq_; }
   uint64_t next_sequence() const { return next_seq_; }
   uint64_t committed_sequence() const { return next_seq_ - 1 - pending_; }

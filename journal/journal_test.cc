@@ -217,5 +217,63 @@ BOOST_AUTO_TEST_CASE(RandomOperationsAndCrashesMatchTheModel) {
   }
 }
 
+// For libvnvram's Device, whose mapping moves (journal.hpp): after Rebind()
+// the journal reads and stores only the new span.
+BOOST_AUTO_TEST_CASE(RebindMovesEveryLaterStoreToTheNewSpan) {
+  Device d(16 << 10);
+  BOOST_TEST_REQUIRE(Journal::Format(d.live, d.Persist(), kUuid).ok());
+  Opened o = Open(d);
+  BOOST_TEST_REQUIRE(o.j->Append(Bytes("before"), 1).ok());
+  // The new mapping holds the same bytes (what libvnvram copies over).
+  Device moved = d;
+  BOOST_TEST((o.j->Rebind(std::span(moved.live).first(8192)).code() == Code::kInvalidArgument));
+  BOOST_TEST_REQUIRE(o.j->Rebind(moved.live).ok());
+  const std::vector<std::byte> old_live = d.live;
+  BOOST_TEST_REQUIRE(o.j->Commit().ok());  // the flag goes to the new span
+  BOOST_TEST_REQUIRE(o.j->Append(Bytes("after"), 2).ok());
+  BOOST_TEST_REQUIRE(o.j->Commit().ok());
+  BOOST_TEST_REQUIRE(o.j->Trim(1).ok());  // the superblock too
+  BOOST_TEST(d.live == old_live, "a store reached the old span");
+  // (The persist calls still go to `d`'s function: offsets only.)
+  Opened again = Open(moved);
+  BOOST_TEST_REQUIRE(again.records.size() == 1u);
+  BOOST_TEST(again.records[0].first == 2u);
+  BOOST_TEST(again.records[0].second == "after");
+}
+
+// Fits() predicts Append() exactly, across pads, wraps and trims.
+BOOST_AUTO_TEST_CASE(FitsPredictsWhetherAppendsSucceed) {
+  Device d(12 << 10);
+  BOOST_TEST_REQUIRE(Journal::Format(d.live, d.Persist(), kUuid).ok());
+  Opened o = Open(d);
+  std::mt19937 rng(7);
+  int refused = 0, partly_appended = 0;
+  for (int step = 0; step < 3000; ++step) {
+    std::vector<size_t> sizes(1 + rng() % 4);
+    for (auto& s : sizes) s = rng() % 900;
+    if (step % 97 == 0) sizes.push_back(9000);  // larger than the log
+    const bool fits = o.j->Fits(sizes);
+    const uint64_t next = o.j->next_sequence();
+    bool all = true;
+    for (size_t s : sizes) {
+      if (!o.j->Append(std::vector<std::byte>(s), 0).ok()) {
+        all = false;
+        break;
+      }
+    }
+    BOOST_TEST_REQUIRE(fits == all, "step " << step);
+    if (o.j->next_sequence() != next && !all) ++partly_appended;
+    BOOST_TEST_REQUIRE(o.j->Commit().ok());
+    if (!fits) {
+      ++refused;
+      if (o.j->committed_sequence() >= o.j->head_sequence()) {
+        BOOST_TEST_REQUIRE(o.j->Trim(o.j->committed_sequence() - rng() % 3).ok());
+      }
+    }
+  }
+  BOOST_TEST(refused > 100);
+  BOOST_TEST(partly_appended > 10);  // Fits() looked past the first record
+}
+
 }  // namespace
 }  // namespace vnvram::journal
