@@ -29,7 +29,11 @@
 #      (failover/duration-us); dom0's vnvramd restarts and is resynced;
 #      nvram-tool failover --to 0 moves the guest back (its result line and
 #      time); a fresh guest verifies every acknowledged record;
-#   7. detach, and a summary.
+#   7. a journal (vnvram-journal, docs/journal.md) on a second volume of host
+#      m: a guest appends and commits records, dom0's vnvramd is killed, the
+#      appender fails over by itself and goes on, is killed in turn; a new
+#      guest replays the journal: every acknowledged record, byte-exact;
+#   8. detach, and a summary.
 # Prints a narrative with timings. Every process it starts is stopped by the
 # EXIT trap. Waits are on events with deadlines (ready fds, guest output
 # lines, `nvram-tool status --json` or xenstore keys polled until they say
@@ -356,6 +360,7 @@ same_copies b c
 # domain 2) path 1, vnvramd --replica-only "witness" is the third replica,
 # so that either path's backend and the witness are a majority.
 MVOL=2b7c4d1e-8f3a-4e5b-9c6d-0a1b2c3d4e5f
+JVOL=5e1a9c3b-7d2f-4a6e-8b0c-9f8e7d6c5b4a
 MDIR=/local/domain/1/vnvram/multipath/$MVOL
 declare -A MDOM=([dom0]=0 [drv2]=2)
 declare -A MPATH=([dom0]=0 [drv2]=1)
@@ -421,6 +426,8 @@ cat >"$WORK/m/cluster.json" <<EOF
   ],
   "volumes": [
     {"uuid": "$MVOL", "name": "journal1", "size": "2M",
+     "replicas": ["dom0", "drv2", "witness"], "policy": "sync"},
+    {"uuid": "$JVOL", "name": "journal2", "size": "1M",
      "replicas": ["dom0", "drv2", "witness"], "policy": "sync"}
   ]
 }
@@ -478,11 +485,86 @@ out=$(guest m --volume "$MVOL" verify --count $((ACKED + 1)) | tail -1) || true
 say "a fresh guest on host m read every acknowledged record: records 0-$ACKED: $out ($(ms "$t") ms)"
 MLAST=$ACKED
 
-# --- 7. detach, summary ------------------------------------------------------------
+# --- 7. a journal (vnvram-journal) replayed after a failover ---------------------
+# Volume journal2 on two paths of host m, like journal1. A guest process
+# appends pattern records to a journal on it and commits every 8 (one
+# persist each), printing "ack <seq>" once a commit returned; dom0's
+# vnvramd (the primary again) is killed mid-stream, the appender fails over
+# by itself to path 3 and goes on, then it is killed too. A new guest
+# process replays the journal: every acknowledged record, byte-exact.
+jtool() { "$BIN/vnvram-journal" --platform "sim:$WORK/m/xs:1" --volume "$JVOL" --timeout-ms 20000 "$@"; }
+JLOG=$WORK/journal.out
+JACK=0
+# jfollow N SECONDS: reads the appender's lines until ack N.
+jfollow() {
+  local want=$1 end=$(( ${EPOCHREALTIME//[!0-9]/} + $2 * 1000000 )) line left secs
+  while (( JACK < want )); do
+    left=$(( (end - ${EPOCHREALTIME//[!0-9]/}) / 1000 ))
+    (( left > 0 )) || die "the journal appender did not get to record $want in $2 s (at $JACK)"
+    printf -v secs '%d.%03d' $((left / 1000)) $((left % 1000))
+    IFS= read -r -t "$secs" -u "$JOUT" line ||
+      die "the journal appender stopped at record $JACK: $(tail -2 "$JLOG.err")"
+    case $line in
+      ack\ *) JACK=${line#ack } ;;
+      remapped\ *) JREMAP=$JACK ;;
+    esac
+  done
+}
+t=${EPOCHREALTIME//[!0-9]/}
+tool m attach 1 --backend 0 --devid 2 --size 1M --volume "$JVOL" --priority 2 >/dev/null
+tool m attach 1 --backend 2 --devid 3 --size 1M --volume "$JVOL" --priority 1 >/dev/null
+out=$(jtool format 2>&1) || die "vnvram-journal format: $out"
+say "volume journal2 on paths 2 (dom0) and 3 (drv2) of host m; vnvram-journal format ($(ms "$t") ms):"
+say "  \"$out\""
+: >"$JLOG"
+"$BIN/vnvram-journal" --platform "sim:$WORK/m/xs:1" --volume "$JVOL" --timeout-ms 20000 \
+  append --count 10000000 --size 64 --max-size 512 --batch 8 --ack --auto-trim >"$JLOG" 2>"$JLOG.err" &
+JPID=$!
+PIDS+=("$JPID")
+exec {JOUT}< <(exec tail -n +1 --pid="$JPID" -f "$JLOG")
+JTPID=$!
+JREMAP=""
+jfollow 2000 20
+at=$JACK
+{ kill -KILL "${BE[dom0]}"; wait "${BE[dom0]}"; } 2>/dev/null || true
+reaped "${BE[dom0]}"
+jfollow $((at + 2000)) 20
+[[ -n $JREMAP ]] || die "the journal appender went on after the kill but never failed over"
+{ kill -KILL "$JPID"; wait "$JPID"; } 2>/dev/null || true
+reaped "$JPID"
+exec {JOUT}<&-
+{ kill -TERM "$JTPID"; wait "$JTPID"; } 2>/dev/null || true
+reaped "$JTPID"
+JACK=$(sed -n 's/^ack //p' "$JLOG" | tail -n 1)
+say "a guest appended records (commits of 8, each one persist) to the journal; dom0's vnvramd killed"
+say "  (-9) at record $at: the appender failed over to path 3 by itself (at record $JREMAP) and went"
+say "  on; it was killed (-9) in turn after record $JACK was acknowledged"
+t=${EPOCHREALTIME//[!0-9]/}
+out=$(jtool replay --verify 2>&1) || die "vnvram-journal replay: $out"
+last=$(sed -n 's/.* last=\([0-9]*\).*/\1/p' <<<"$out")
+[[ $out == *"verified=yes"* && -n $last ]] && (( last >= JACK )) ||
+  die "the replay after the failover lost acknowledged records (acknowledged $JACK): $out"
+say "a new guest process replayed the journal over path 3 ($(ms "$t") ms):"
+say "  \"$out\""
+say "  every acknowledged record is there and checks out; records past $JACK are the batch in flight"
+JLAST=$JACK
+j_healthy() {
+  local r=/local/domain/2/vnvram/replication/$JVOL
+  [[ $(mxs "$r/role" "$r/serving" "$r/replica/dom0/state" "$r/replica/witness/state" | tr '\n' ' ') == \
+     "primary 1 in-sync in-sync " ]]
+}
+t=${EPOCHREALTIME//[!0-9]/}
+start_member dom0
+wait_for 20 "journal2: drv2 primary with dom0 and witness in sync" j_healthy
+say "dom0's vnvramd restarted: journal2 resynced from drv2, the new primary ($(ms "$t") ms)"
+
+# --- 8. detach, summary ------------------------------------------------------------
 t=${EPOCHREALTIME//[!0-9]/}
 tool b detach 1 0 >/dev/null
 tool m detach 1 0 >/dev/null
 tool m detach 1 1 >/dev/null
+tool m detach 1 2 >/dev/null
+tool m detach 1 3 >/dev/null
 for h in b m; do
   left=$(tool "$h" list --json)
   [[ $left == "[]" ]] || die "devices left on host $h after detach: $left"
@@ -491,4 +573,5 @@ say "nvram-tool detach on hosts b and m: backends Closed, the directories remove
 echo "== demo done in $(ms "$T0") ms: $((LAST + 1)) records persisted and replicated, none lost to a guest crash,"
 echo "   a replica's crash and resync, or the loss of the primary's host (served again from b in $serve_ms ms);"
 echo "   $((MLAST + 1)) more over two paths of host m, none lost to kill -9 of the active path's backend"
-echo "   (first persist on the other path $(fmt_us "$first_ack") ms after the kill) or to the operator's failover back =="
+echo "   (first persist on the other path $(fmt_us "$first_ack") ms after the kill) or to the operator's failover back;"
+echo "   a journal of $JLAST acknowledged records replayed whole after its primary was killed =="
