@@ -96,6 +96,7 @@ class MultipathHost {
   MultipathHost& operator=(const MultipathHost&) = delete;
 
   const MultipathSpec& spec() const { return spec_; }
+  const std::string& cluster_file() const { return cluster_file_; }
   const std::string& volume() const { return spec_.volume.uuid; }
   Uuid volume_uuid() const { return ParseUuid(spec_.volume.uuid).value(); }
   std::string Dom(DomId d) const {
