@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <string>
 
 #include "common/result.h"
 
@@ -27,6 +28,30 @@ struct Record {
 };
 using RecordFn = std::function<void(const Record&)>;
 
+// What Open() found (docs/journal-format.md, "Damage and what Open
+// reports"). Replay stops at the first bytes that do not continue the log.
+// A damaged record there is a torn last commit, or damage inside the
+// committed records: `lost_commits()` tells them apart when at least two
+// later commits of this journal survive beyond it.
+struct ReplayStats {
+  enum class End {
+    kLogFull,   // committed records fill the log
+    kNoRecord,  // no header, or a whole record of an older lap or another life
+    kDamaged,   // a header whose type, length or CRC is wrong: torn or damaged
+  };
+  End end = End::kNoRecord;
+  std::string end_detail;       // one line: where and why replay stopped
+  uint64_t end_offset = 0;      // logical offset where replay stopped
+  uint64_t records = 0;         // committed records returned
+  uint64_t uncommitted = 0;     // whole records after the last commit, dropped
+  int valid_slots = 2;          // superblock slots that passed their checks
+  uint64_t commits_beyond = 0;  // kDamaged: commit records of this log past it
+  uint32_t incarnation = 0;     // this life's, raised by Open()
+  // Records whose Commit() returned were lost: damage inside the committed
+  // log (a torn last commit leaves at most one commit beyond the end).
+  bool lost_commits() const { return commits_beyond >= 2; }
+};
+
 inline constexpr uint64_t kLogOffset = 4096;
 inline constexpr uint64_t kHeaderSize = 40;
 // A record's payload is at most this long (and at most the log's size).
@@ -41,7 +66,9 @@ class Journal {
                        const std::array<std::byte, 16>& uuid);
   // Opens a formatted region and replays it: `on_record` gets every
   // committed record from the head, in order. kCorruption when neither
-  // superblock slot is valid or they describe another region.
+  // superblock slot is valid or the valid one describes another region or
+  // an impossible head; otherwise OK, and replay_stats() says where replay
+  // stopped and whether committed records were lost there.
   static Result<std::unique_ptr<Journal>> Open(std::span<std::byte> region, PersistFn persist,
                                                const RecordFn& on_record);
 
@@ -71,12 +98,16 @@ class Journal {
   uint64_t log_size() const { return log_size_; }
   // Bytes of the log that live records (committed or not) do not hold.
   uint64_t free_bytes() const { return log_size_ - (tail_ - head_); }
+  const ReplayStats& replay_stats() const { return stats_; }
 
  private:
   Journal(std::span<std::byte> region, PersistFn persist)
       : region_(region), persist_(std::move(persist)) {}
-  Status Replay(const RecordFn& on_record);
-  Status WriteSuperblock();
+  struct Seen;
+  Seen Examine(uint64_t at, uint64_t expect, uint32_t min_inc, uint32_t max_inc) const;
+  Status Replay(const RecordFn& on_record, uint32_t max_incarnation);
+  uint64_t CommitsBeyond(uint64_t from, uint64_t expect, uint32_t min_inc, uint32_t max_inc) const;
+  Status WriteSuperblock(uint64_t head, uint64_t head_seq, uint32_t head_inc);
   Status PersistLogical(uint64_t from, uint64_t to);
   uint64_t Physical(uint64_t logical) const { return kLogOffset + logical % log_size_; }
 
@@ -88,6 +119,7 @@ class Journal {
   uint32_t incarnation_ = 0;  // raised by every Open(); records carry it
   uint64_t head_ = 0;         // logical offset of the first live record
   uint64_t head_seq_ = 1;     // its sequence
+  uint32_t head_inc_ = 0;     // the lowest incarnation it may carry
   uint64_t tail_ = 0;         // logical offset after the last appended record
   uint64_t next_seq_ = 1;     // sequence of the next append
   uint64_t committed_ = 0;    // logical offset after the last committed record
@@ -98,6 +130,7 @@ class Journal {
   uint32_t last_payload_crc_ = 0;
   // (sequence, logical offset) of every live record, for Trim().
   std::deque<std::pair<uint64_t, uint64_t>> index_;
+  ReplayStats stats_;
 };
 
 }  // namespace vnvram::journal
