@@ -93,6 +93,18 @@ Result<std::unique_ptr<Journal>> Journal::Open(Device& device, uint64_t offset, 
   return j;
 }
 
+JournalReplayReport Journal::replay_report() const {
+  const journal::ReplayStats& s = core_->replay_stats();
+  JournalReplayReport r;
+  r.records = s.records;
+  r.uncommitted = s.uncommitted;
+  r.damaged = s.end == journal::ReplayStats::End::kDamaged;
+  r.lost_commits = s.lost_commits();
+  r.valid_superblocks = s.valid_slots;
+  r.detail = s.end_detail;
+  return r;
+}
+
 Status Journal::Follow() {
   VNVRAM_ASSIGN_OR_RETURN(std::span<std::byte> bytes, Mapped(*device_, offset_, length_));
   if (bytes.data() != base_) {

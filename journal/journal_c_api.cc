@@ -154,6 +154,22 @@ int vnvram_journal_info(vnvram_journal* j, struct vnvram_journal_info* out) {
   });
 }
 
+int vnvram_journal_replay_report(vnvram_journal* j, struct vnvram_journal_replay* out) {
+  if (j == nullptr) return NullJournal();
+  if (out == nullptr) return Ret(Status::InvalidArgument("NULL replay report"));
+  return Guard([&] {
+    return Ret(j->writer->with_journal([&](vnvram::Journal& journal) {
+      const vnvram::JournalReplayReport r = journal.replay_report();
+      out->records = r.records;
+      out->uncommitted = r.uncommitted;
+      out->damaged = r.damaged ? 1 : 0;
+      out->lost_commits = r.lost_commits ? 1 : 0;
+      out->valid_superblocks = r.valid_superblocks;
+      return Status::Ok();
+    }));
+  });
+}
+
 int vnvram_journal_close(vnvram_journal* j) {
   if (j == nullptr) return 0;
   delete j;  // the writer first (member order), then the journal

@@ -182,6 +182,15 @@ int main(int argc, char** argv) {
             r.bad);
     return 1;
   }
+  {
+    struct vnvram_journal_replay rep;
+    if ((rc = vnvram_journal_replay_report(j, &rep)) != 0) return fail("replay_report", rc);
+    if (rep.records != r.count || rep.damaged != 0 || rep.lost_commits != 0 ||
+        rep.valid_superblocks != 2) {
+      return fail("replay report of a clean journal", -EIO);
+    }
+    if (vnvram_journal_replay_report(j, NULL) != -EINVAL) return fail("replay_report NULL", -EIO);
+  }
   if ((rc = vnvram_journal_trim(j, 3)) != 0) return fail("vnvram_journal_trim", rc);
   vnvram_journal_close(j);
   memset(&r, 0, sizeof r);

@@ -504,5 +504,55 @@ BOOST_AUTO_TEST_CASE(TheToolsVerifyCatchesPayloadsThatAreNotThePattern) {
   BOOST_TEST(t.Summary(r, "replayed")["verified"] == "skipped");
 }
 
+// Damage inside the committed records (a flipped payload bit, persisted):
+// replay stops before it and says so, in C++ and through the tool, which
+// exits 1 because commits that had returned were lost.
+BOOST_AUTO_TEST_CASE(DamageInsideTheCommittedRecordsIsReportedNotReplayed) {
+  Host h;
+  h.Attach(0, "1M");
+  constexpr uint64_t kOff = 8192, kLen = 192 << 10;
+  {
+    auto d = OpenDev(h);
+    BOOST_TEST_REQUIRE(Journal::Format(*d, kOff, kLen, kUuid).ok());
+    auto j = OpenJournal(*d, kOff, kLen);
+    AppendPattern(*j, 10, 64);
+    const JournalReplayReport clean = j->replay_report();
+    BOOST_TEST(!clean.damaged);
+    BOOST_TEST(!clean.lost_commits);
+    BOOST_TEST(clean.valid_superblocks == 2);
+    j.reset();
+    // Record 3's payload: the log starts 4096 bytes into the journal, each
+    // record is a 40-byte header and 64 bytes of payload.
+    const uint64_t at = kOff + 4096 + 2 * (40 + 64) + 40 + 5;
+    d->region()[at] ^= std::byte{0x10};
+    BOOST_TEST_REQUIRE(d->persist(at, 1).ok());
+    BOOST_TEST(d->close().ok());
+  }
+  {
+    auto d = OpenDev(h);
+    uint64_t replayed = 0;
+    auto j = OpenJournal(*d, kOff, kLen, [&](const JournalRecord& r) {
+      ++replayed;
+      BOOST_TEST(r.sequence <= 2u);
+    });
+    const JournalReplayReport rep = j->replay_report();
+    BOOST_TEST(replayed == 2u);
+    BOOST_TEST(rep.records == 2u);
+    BOOST_TEST(rep.damaged);
+    BOOST_TEST(rep.lost_commits);
+    BOOST_TEST(!rep.detail.empty());
+    j.reset();
+    BOOST_TEST(d->close().ok());
+  }
+  Tool t(h);
+  auto r = t.Run({"replay", "--verify"});  // the same range: 8 KiB + 192 KiB
+  BOOST_TEST(r.exit_code == 1, r.out);
+  BOOST_TEST(r.out.find("damage ") != std::string::npos, r.out);
+  auto m = t.Summary(r, "replayed");
+  BOOST_TEST(m["records"] == "2");
+  BOOST_TEST(m["end"] == "damaged");
+  BOOST_TEST(m["lost_commits"] == "yes");
+}
+
 }  // namespace
 }  // namespace vnvram

@@ -41,6 +41,15 @@ struct vnvram_journal_info {
   uint64_t commits;            /* commits vnvram_journal_write() ran */
 };
 
+/* What the replay at open found where it stopped. */
+struct vnvram_journal_replay {
+  uint64_t records;      /* committed records replayed */
+  uint64_t uncommitted;  /* whole records after the last commit, dropped */
+  int damaged;           /* 1: stopped at a record failing its checks */
+  int lost_commits;      /* 1: committed records were lost there: corrupt */
+  int valid_superblocks; /* 1 or 2 */
+};
+
 /* Writes an empty journal over [offset, offset + length) of the device and
  * persists it. offset and length are multiples of 8, length >= 8192.
  * `uuid` (16 bytes) names the journal; NULL: a random one. */
@@ -69,6 +78,8 @@ int vnvram_journal_write(vnvram_journal* j, const void* payload, size_t length, 
 int vnvram_journal_trim(vnvram_journal* j, uint64_t sequence);
 /* The journal's counters. */
 int vnvram_journal_info(vnvram_journal* j, struct vnvram_journal_info* out);
+/* What the replay at open found. */
+int vnvram_journal_replay_report(vnvram_journal* j, struct vnvram_journal_replay* out);
 
 /* Frees the handle (appended, uncommitted records are not committed). The
  * device stays open. NULL is accepted. */

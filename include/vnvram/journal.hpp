@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <string>
 
 #include "common/result.h"
 #include "common/status.h"
@@ -40,6 +41,22 @@ struct JournalRecord {
 };
 // Gets each replayed record in order. It must not call the Device.
 using JournalRecordFn = std::function<void(const JournalRecord&)>;
+
+// What open() found where replay stopped (docs/journal-format.md, "Damage
+// and what Open reports").
+struct JournalReplayReport {
+  uint64_t records = 0;      // committed records replayed
+  uint64_t uncommitted = 0;  // whole records after the last commit, dropped
+  // Replay stopped at a record that is there but fails its checks (type,
+  // length or CRC), not at the end of what was written.
+  bool damaged = false;
+  // Records whose commit had returned were lost to that damage (two or
+  // more later commits of this journal survive past it). A crash alone
+  // never causes this: the caller should treat the journal as corrupt.
+  bool lost_commits = false;
+  int valid_superblocks = 2;  // slots that passed their checks (1 or 2)
+  std::string detail;         // one line: where and why replay stopped
+};
 
 class Journal {
  public:
@@ -94,6 +111,8 @@ class Journal {
   // record takes 40 header bytes plus its payload rounded up to 8.
   uint64_t free_bytes() const;
   uint64_t log_size() const;
+  // What the replay at open() found.
+  JournalReplayReport replay_report() const;
   uint64_t offset() const { return offset_; }
   uint64_t length() const { return length_; }
   Device& device() { return *device_; }

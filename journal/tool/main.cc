@@ -21,9 +21,12 @@
 //         commit_max_us=X gen=G".
 //     replay [--verify] [--size B] [--max-size M]
 //         "replayed records=N first=F last=L head=H next=X bytes=B
-//         open_us=D replay_us=R verified=yes|no|skipped mismatches=M gen=G"
+//         open_us=D replay_us=R verified=yes|no|skipped mismatches=M
+//         end=clean|damaged lost_commits=yes|no gen=G", after a line
+//         "damage <where and why>" when replay stopped at a damaged record
 //         (first/last 0 when empty; replay_us: the journal's open, replay
-//         and check; open_us: the device's). Exit 1 on any mismatch.
+//         and check; open_us: the device's). Exit 1 on any mismatch, or
+//         when committed records were lost to damage.
 //     trim SEQ
 //         "trimmed to=SEQ head=H next=X"
 // Exit 0 on success, 1 on a runtime error or mismatch ("error ..." on
@@ -119,6 +122,10 @@ Replayed OpenAndReport(Device& dev, const Where& w, bool verify, std::optional<S
   const uint64_t replay_us = NowUs() - t0;
   for (const std::string& m : check.messages()) Line("mismatch " + m);
   const std::string verified = !verify ? "skipped" : check.mismatches() == 0 ? "yes" : "no";
+  const vnvram::JournalReplayReport report = (*j)->replay_report();
+  if (report.damaged) Line("damage " + report.detail);
+  const std::string end = report.damaged ? "damaged" : "clean";
+  const std::string lost = report.lost_commits ? "yes" : "no";
   nlohmann::json obj = {{"records", check.records()},
                         {"first", check.first()},
                         {"last", check.last()},
@@ -129,6 +136,8 @@ Replayed OpenAndReport(Device& dev, const Where& w, bool verify, std::optional<S
                         {"replay_us", replay_us},
                         {"verified", verified},
                         {"mismatches", check.mismatches()},
+                        {"end", end},
+                        {"lost_commits", report.lost_commits},
                         {"generation", dev.generation()}};
   out.Summary(
       "replayed records=" + std::to_string(check.records()) +
@@ -137,10 +146,11 @@ Replayed OpenAndReport(Device& dev, const Where& w, bool verify, std::optional<S
           std::to_string((*j)->next_sequence()) + " bytes=" + std::to_string(check.bytes()) +
           " open_us=" + std::to_string(open_us) + " replay_us=" + std::to_string(replay_us) +
           " verified=" + verified + " mismatches=" + std::to_string(check.mismatches()) +
-          " gen=" + std::to_string(dev.generation()),
+          " end=" + end + " lost_commits=" + lost + " gen=" + std::to_string(dev.generation()),
       obj);
   r.journal = std::move(j).value();
-  r.ok = check.mismatches() == 0;
+  // Committed records lost to damage: the journal is corrupt.
+  r.ok = check.mismatches() == 0 && !report.lost_commits;
   *rc = r.ok ? 0 : kRuntimeError;
   return r;
 }
