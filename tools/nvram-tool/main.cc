@@ -16,6 +16,8 @@
 //   nvram-tool [--platform SPEC] promote --volume <uuid> [--backend D] [--force]
 //              [--timeout-ms N]
 //   nvram-tool [--platform SPEC] status [--backend D] [--json]
+//   nvram-tool [--platform SPEC] create CFG [--xl PATH] [--timeout S] [-- XL-OPTIONS]
+//   nvram-tool [--platform SPEC] watch [--config-dir DIR] [--ready-fd FD]
 //   nvram-tool inspect --cluster FILE --host ID --volume <uuid> --offset O
 //              --length L [--key-file FILE] [--timeout-ms N] [--hex]
 //
@@ -42,6 +44,7 @@
 #include "tools/nvram-tool/monitor.h"
 #include "tools/nvram-tool/replication_admin.h"
 #include "tools/nvram-tool/toolstack.h"
+#include "tools/nvram-tool/xl_commands.h"
 
 namespace {
 
@@ -205,6 +208,7 @@ int Main(int argc, char** argv) {
   std::string platform_spec;
   app.add_option("--platform", platform_spec,
                  "xen or sim:<dir>:<domid> (default $VNVRAM_PLATFORM, else xen)");
+  vnvram::tools::XlCommands xl_commands(app, platform_spec);  // create, watch
 
   std::string a_front, a_back, a_dev, a_size, a_vol, a_prio;
   CLI::App* attach =
@@ -307,6 +311,7 @@ int Main(int argc, char** argv) {
   }
 
   vnvram::log::Init("nvram-tool", vnvram::log::Level::kWarn);
+  if (auto rc = xl_commands.RunIfParsed()) return *rc;
 
   if (keygen->parsed()) {
     if (k_out_opt->count() == 0 && k_pub_opt->count() == 0) {
