@@ -16,11 +16,12 @@
 #include "backend/volume_registry.h"
 #include "backend/xenbus_backend.h"
 #include "common/result.h"
+#include "common/version.h"
 #include "platform/platform.h"
 
 namespace vnvram::backend {
 
-inline constexpr std::string_view kVnvramdVersion = "0.3.0";
+inline constexpr std::string_view kVnvramdVersion = kVersion;
 
 // The one event loop polls the xenstore watch fd, a signalfd and the ring
 // workers' wake eventfd; its timeout drives the statistics refresh and the

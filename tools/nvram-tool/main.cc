@@ -15,7 +15,10 @@
 //   nvram-tool keygen --public-of FILE
 //   nvram-tool [--platform SPEC] promote --volume <uuid> [--backend D] [--force]
 //              [--timeout-ms N]
-//   nvram-tool [--platform SPEC] status [--backend D] [--json]
+//   nvram-tool [--platform SPEC] status [--backend D] [--domain D] [--json]
+//   nvram-tool [--platform SPEC] volume create|destroy|list ...
+//   nvram-tool [--platform SPEC] cluster status [--cluster FILE] [--json]
+//   nvram-tool --version
 //   nvram-tool [--platform SPEC] create CFG [--xl PATH] [--timeout S] [-- XL-OPTIONS]
 //   nvram-tool [--platform SPEC] watch [--config-dir DIR] [--ready-fd FD]
 //   nvram-tool inspect --cluster FILE --host ID --volume <uuid> --offset O
@@ -23,7 +26,9 @@
 //
 // Every value is parsed strictly; a bad one is a one-line error naming it.
 // Exit status: 0 success, 1 runtime failure (failover: any result but ok,
-// or no answer), 2 usage error.
+// or no answer), 2 usage error (cli_support.h). Reference: docs/nvram-tool.md
+// and nvram-tool(8).
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -39,11 +44,15 @@
 #include "backend/replication/curve.h"
 #include "common/log.h"
 #include "common/parse.h"
+#include "common/version.h"
 #include "platform/platform.h"
+#include "tools/nvram-tool/cluster_command.h"
 #include "tools/nvram-tool/failover_request.h"
 #include "tools/nvram-tool/monitor.h"
 #include "tools/nvram-tool/replication_admin.h"
+#include "tools/nvram-tool/status_command.h"
 #include "tools/nvram-tool/toolstack.h"
+#include "tools/nvram-tool/volume_command.h"
 #include "tools/nvram-tool/xl_commands.h"
 
 namespace {
@@ -109,64 +118,9 @@ int Keygen(const std::string& out, const std::string& public_of, bool force) {
   return 0;
 }
 
-int StatusCommand(vnvram::platform::XenStore& xs, vnvram::DomId backend, bool json) {
-  auto st = vnvram::tools::ReadReplicationStatus(xs, backend);
-  if (!st.ok()) return Failure(st.status());
-  if (json) {
-    nlohmann::json j;
-    j["host_id"] = st->host_id;
-    j["volumes"] = nlohmann::json::array();
-    for (const auto& v : st->volumes) {
-      nlohmann::json jv = {{"uuid", v.uuid},
-                           {"name", v.name},
-                           {"size", v.size},
-                           {"policy", v.policy},
-                           {"role", v.role},
-                           {"epoch", v.epoch},
-                           {"sequence", v.sequence},
-                           {"content_epoch", v.content_epoch},
-                           {"promise", v.promise},
-                           {"vouch", v.vouch == "1"},
-                           {"serving", v.serving == "1"},
-                           {"risk", v.risk}};
-      jv["replicas"] = nlohmann::json::array();
-      for (const auto& r : v.replicas) {
-        jv["replicas"].push_back(
-            {{"host", r.host}, {"state", r.state}, {"progress", r.progress}, {"acked", r.acked}});
-      }
-      j["volumes"].push_back(std::move(jv));
-    }
-    j["peers"] = nlohmann::json::array();
-    for (const auto& p : st->peers) {
-      j["peers"].push_back({{"host", p.host},
-                            {"endpoint", p.endpoint},
-                            {"state", p.state},
-                            {"last_seen_ms", p.last_seen_ms}});
-    }
-    std::printf("%s\n", j.dump(2).c_str());
-    return 0;
-  }
-  std::printf("host %s\n", st->host_id.c_str());
-  for (const auto& v : st->volumes) {
-    std::printf("volume %s (%s) %s bytes, policy %s\n", v.name.c_str(), v.uuid.c_str(),
-                v.size.c_str(), v.policy.c_str());
-    std::printf("  role %s, epoch %s, sequence %s, serving %s, vouch %s\n", v.role.c_str(),
-                v.epoch.c_str(), v.sequence.c_str(), v.serving.c_str(), v.vouch.c_str());
-    std::printf("  risk: %s\n", v.risk.c_str());
-    for (const auto& r : v.replicas) {
-      std::printf("  replica %-16s %-9s progress %3s%%  acked %s\n", r.host.c_str(),
-                  r.state.c_str(), r.progress.c_str(), r.acked.c_str());
-    }
-  }
-  for (const auto& p : st->peers) {
-    std::printf("peer %-16s %-8s %s\n", p.host.c_str(), p.state.c_str(), p.endpoint.c_str());
-  }
-  return 0;
-}
-
 int InspectCommand(const std::string& cluster, const std::string& host, const std::string& key,
                    const std::string& vol, const std::string& off, const std::string& len,
-                   const std::string& timeout, bool hex) {
+                   const std::string& timeout, bool hex, bool json) {
   vnvram::tools::InspectSpec spec;
   spec.cluster_file = cluster;
   spec.host = host;
@@ -189,6 +143,21 @@ int InspectCommand(const std::string& cluster, const std::string& host, const st
   if (r->data.empty()) {
     return Failure(Status::OutOfRange(host + " holds no such range of volume " + vol));
   }
+  if (json) {
+    std::string bytes;
+    if (hex) {
+      for (std::byte b : r->data) bytes += fmt::format("{:02x}", static_cast<unsigned>(b));
+    }
+    char crc[9];
+    std::snprintf(crc, sizeof crc, "%08x", r->crc32c);
+    nlohmann::json j = {
+        {"host", host},          {"volume", spec.volume.ToString()},
+        {"epoch", r->epoch},     {"sequence", r->sequence},
+        {"offset", spec.offset}, {"length", r->data.size()},
+        {"crc32c", crc},         {"hex", hex ? nlohmann::json(bytes) : nlohmann::json(nullptr)}};
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
   std::printf("host %s epoch %llu sequence %llu offset %llu length %zu crc32c %08x\n", host.c_str(),
               static_cast<unsigned long long>(r->epoch),
               static_cast<unsigned long long>(r->sequence),
@@ -205,6 +174,7 @@ int InspectCommand(const std::string& cluster, const std::string& host, const st
 int Main(int argc, char** argv) {
   CLI::App app{"nvram-tool: manage vnvram devices"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("nvram-tool ") + vnvram::kVersion);
   std::string platform_spec;
   app.add_option("--platform", platform_spec,
                  "xen or sim:<dir>:<domid> (default $VNVRAM_PLATFORM, else xen)");
@@ -280,15 +250,8 @@ int Main(int argc, char** argv) {
                     "hosts may be lost");
   promote->add_option("--timeout-ms", p_timeout, "how long to wait (default 30000)");
 
-  std::string s_backend = "0";
-  bool s_json = false;
-  CLI::App* status =
-      app.add_subcommand("status", "replication state of every volume of the local vnvramd");
-  status->add_option("--backend", s_backend, "domain running vnvramd (default 0)");
-  status->add_flag("--json", s_json, "machine-readable output");
-
   std::string i_cluster, i_host, i_key, i_vol, i_off, i_len, i_timeout = "5000";
-  bool i_hex = false;
+  bool i_hex = false, i_json = false;
   CLI::App* inspect = app.add_subcommand(
       "inspect", "read a range of a host's copy of a volume over ZeroMQ (crc32c and sequence)");
   inspect->add_option("--cluster", i_cluster, "cluster file")->required();
@@ -299,6 +262,12 @@ int Main(int argc, char** argv) {
   inspect->add_option("--length", i_len, "bytes (at most the cluster's max-data)")->required();
   inspect->add_option("--timeout-ms", i_timeout, "how long to wait (default 5000)");
   inspect->add_flag("--hex", i_hex, "also print the bytes in hex");
+  inspect->add_flag("--json", i_json, "machine-readable output (schema: docs/nvram-tool.md)");
+
+  // Subcommands in files of their own (cli_support.h's Command).
+  auto status_cmd = vnvram::tools::AddStatusCommand(app);
+  auto volume_cmd = vnvram::tools::AddVolumeCommand(app);
+  auto cluster_cmd = vnvram::tools::AddClusterCommand(app);
 
   try {
     app.parse(argc, argv);
@@ -306,7 +275,31 @@ int Main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    // CLI11 reports a missing subcommand before the word it did not know:
+    // name that word instead.
+    const CLI::App* deepest = &app;
+    for (bool deeper = true; deeper;) {
+      deeper = false;
+      for (const CLI::App* sub : deepest->get_subcommands()) {
+        deepest = sub;
+        deeper = true;
+        break;
+      }
+    }
+    if (!deepest->remaining().empty() && deepest->get_require_subcommand_min() > 0 &&
+        deepest->get_subcommands().empty()) {
+      return UsageError("unknown command '" + deepest->remaining().front() + "' (see " +
+                        (deepest == &app ? std::string("") : deepest->get_name() + " ") +
+                        "--help)");
+    }
+    if (deepest != &app && deepest->get_require_subcommand_min() > 0 &&
+        deepest->get_subcommands().empty()) {
+      return UsageError(deepest->get_name() + ": a subcommand is required (see " +
+                        deepest->get_name() + " --help)");
+    }
     return UsageError(std::string(e.what()) + " (see --help)");
   }
 
@@ -324,8 +317,12 @@ int Main(int argc, char** argv) {
     return Keygen(k_out, k_public_of, k_force);
   }
 
+  for (auto* cmd : {status_cmd.get(), volume_cmd.get(), cluster_cmd.get()}) {
+    if (cmd->Parsed()) return cmd->Run(platform_spec);
+  }
+
   if (inspect->parsed())
-    return InspectCommand(i_cluster, i_host, i_key, i_vol, i_off, i_len, i_timeout, i_hex);
+    return InspectCommand(i_cluster, i_host, i_key, i_vol, i_off, i_len, i_timeout, i_hex, i_json);
 
   // Parse every argument before touching xenstore.
   vnvram::tools::AttachSpec spec;
@@ -375,10 +372,6 @@ int Main(int argc, char** argv) {
     p_uuid = *vol;
     backend_id = *b;
     p_wait = std::chrono::milliseconds(*t);
-  } else if (status->parsed()) {
-    auto b = vnvram::ParseDomId(s_backend, "--backend");
-    if (!b.ok()) return UsageError(b.status().message());
-    backend_id = *b;
   }
 
   vnvram::tools::FailoverSpec fspec;
@@ -438,7 +431,6 @@ int Main(int argc, char** argv) {
                 r->result.c_str());
     return r->result == "ok" ? 0 : 1;
   }
-  if (status->parsed()) return StatusCommand(**xs, backend_id, s_json);
   if (failover->parsed()) return FailoverCommand(**xs, fspec, f_json);
   if (monitor->parsed()) {
     const int rc = MonitorCommand(**xs, mopts, signal_fd);
