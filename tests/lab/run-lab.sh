@@ -34,7 +34,9 @@
 # Pieces (Debian 12 archive, fetched with `apt-get download`, unpacked with
 # `dpkg -x`, never installed): the Xen hypervisor and toolstack, the kernel
 # linux-image-amd64 depends on (discovered, never hard-coded), busybox and
-# the libraries xl needs. Cached under --cache: a second run downloads
+# the libraries xl needs; for the ext4 scenario (when the build has
+# vnvram-frontd) nbd-client and e2fsprogs with their libraries, unpacked
+# apart (CACHE/ext4-root). Cached under --cache: a second run downloads
 # nothing. Installed on the host when missing: qemu-system-x86, kmod, cpio.
 set -euo pipefail
 
@@ -62,7 +64,7 @@ while [[ $# -gt 0 ]]; do
     --pair-timeout) PAIR_TIMEOUT=$2; shift 2 ;;
     --part) PART=$2; shift 2 ;;
     --bench-json) BENCH_JSON=$2; shift 2 ;;
-    -h | --help) sed -n '2,38p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h | --help) sed -n '2,40p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "run-lab.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -79,9 +81,10 @@ mkdir -p "$OUT" "$CACHE"
 OUT=$(cd "$OUT" && pwd)
 CACHE=$(cd "$CACHE" && pwd)
 
-# The scenarios the lab must report, each PASS (dom0-init.sh and
-# driver-domain.sh print them). multipath-failover is added when the build
-# has multipath (mp_support), else reported SKIPPED.
+# The scenarios the lab must report, each PASS (dom0-init.sh,
+# driver-domain.sh and ext4-journal.sh print them). multipath-failover is
+# added when the build has multipath (mp_support), ext4-external-journal
+# when it has vnvram-frontd (ext4_support); else each is reported SKIPPED.
 SCENARIOS=(platform-dom0 platform-guest persist-recreate schema-live hostile-fence isolation
   driver-domain)
 # The two-host lab's scenarios, HOST:NAME (two-host.sh prints them).
@@ -221,6 +224,95 @@ guest_kernel() {
   log "could not extract vmlinux from $img: guests boot the compressed kernel (slower domain creation)"
 }
 
+# ------------------------------------------------- the ext4 scenario's pieces
+# Issue 8's ext4 scenario (tests/lab/ext4-journal.sh, ext4-guest.sh) needs
+# in its guests what the other guests do not: nbd-client (its netlink
+# library too) and e2fsprogs (mke2fs, e2fsck and their libraries), from the
+# Debian archive like the rest, unpacked apart into CACHE/ext4-root with
+# its own stamp (the main tree's stamp, and the runs sharing it, are left
+# alone). Libraries every Debian 12 host has (glibc, libblkid, libuuid,
+# GnuTLS and its own) are taken from the host through ldd, as for the
+# project's binaries.
+EXT4_PKGS=(nbd-client e2fsprogs libext2fs2 libcom-err2 libnl-3-200 libnl-genl-3-200)
+EXT4_BINS=(sbin/nbd-client sbin/mke2fs sbin/e2fsck)
+EXT4=0
+EXT4_WHY=""
+EXT4_ROOT=""
+
+# fetch_ext4_tools: sets EXT4_ROOT; 1 with EXT4_WHY when the packages
+# cannot be had (the scenario is then skipped, the lab runs).
+fetch_ext4_tools() {
+  local want="${EXT4_PKGS[*]}" root=$CACHE/ext4-root p deb tmp need=()
+  if [[ -f $root/.lab-stamp && $(cat "$root/.lab-stamp") == "$want" ]]; then
+    EXT4_ROOT=$root
+    return 0
+  fi
+  mkdir -p "$CACHE/debs"
+  for p in "${EXT4_PKGS[@]}"; do
+    compgen -G "$CACHE/debs/${p}_*.deb" >/dev/null || need+=("$p")
+  done
+  if [[ ${#need[@]} -gt 0 ]]; then
+    log "downloading ${#need[@]} packages for the ext4 scenario into $CACHE/debs"
+    if ! (cd "$CACHE/debs" && apt-get download -q "${need[@]}") >"$OUT/apt-download-ext4.log" 2>&1; then
+      apt-get update -q >>"$OUT/apt-download-ext4.log" 2>&1 || true
+      if ! (cd "$CACHE/debs" && apt-get download -q "${need[@]}") >>"$OUT/apt-download-ext4.log" 2>&1; then
+        EXT4_WHY="cannot fetch ${need[*]} (apt-get download: see $OUT/apt-download-ext4.log)"
+        return 1
+      fi
+    fi
+  fi
+  tmp=$(mktemp -d "$CACHE/ext4-root.XXXXXX")
+  for p in "${EXT4_PKGS[@]}"; do
+    deb=$(compgen -G "$CACHE/debs/${p}_*.deb" | sort | tail -1)
+    if ! dpkg -x "$deb" "$tmp"; then
+      rm -rf "$tmp"
+      EXT4_WHY="dpkg -x $deb failed"
+      return 1
+    fi
+  done
+  echo "$want" >"$tmp/.lab-stamp"
+  rm -rf "$root"
+  # Another run sharing the cache may have put it in place meanwhile.
+  mv -T "$tmp" "$root" 2>/dev/null || rm -rf "$tmp"
+  EXT4_ROOT=$root
+}
+
+# ext4_support: EXT4=1 (and the scenario added) when the build has
+# vnvram-frontd with the NBD export's interface and the guest tools are
+# here with every library they need; else EXT4_WHY.
+ext4_support() {
+  local f=$BUILD/bin/vnvram-frontd b miss help
+  if [[ ! -x $f ]]; then
+    EXT4_WHY="the build has no vnvram-frontd ($f: the NBD export of issue 8 is not in this build)"
+    return 0
+  fi
+  # The build's own libvnvram first (as copy_elf resolves it).
+  help=$(LD_LIBRARY_PATH=$BUILD/lib "$f" --help 2>&1) || true
+  if ! grep -q -- '--socket' <<<"$help"; then
+    EXT4_WHY="vnvram-frontd --help lists no --socket (not the NBD export this scenario drives): $(head -n 1 <<<"$help")"
+    return 0
+  fi
+  if [[ ! -x $BUILD/bin/vnvram-lab-fsload ]]; then
+    EXT4_WHY="the build has no vnvram-lab-fsload (tests/lab, the scenario's workload)"
+    return 0
+  fi
+  fetch_ext4_tools || return 0
+  for b in "${EXT4_BINS[@]}"; do
+    if [[ ! -x $EXT4_ROOT/$b ]]; then
+      EXT4_WHY="$EXT4_ROOT/$b is missing from the unpacked packages"
+      return 0
+    fi
+    miss=$(LD_LIBRARY_PATH=$EXT4_ROOT/lib/x86_64-linux-gnu ldd "$EXT4_ROOT/$b" 2>&1 |
+      sed -n 's/^\s*\(\S*\) => not found.*/\1/p' | tr '\n' ' ')
+    if [[ -n $miss ]]; then
+      EXT4_WHY="$b needs libraries this host lacks: $miss"
+      return 0
+    fi
+  done
+  EXT4=1
+  SCENARIOS+=(ext4-external-journal)
+}
+
 # ------------------------------------------------------------ initramfs images
 LIBDIR=usr/lib/x86_64-linux-gnu
 
@@ -247,22 +339,15 @@ copy_elf() {
         cp -L "$lib" "$st/$LIBDIR/$(basename "$lib")"
       fi
     fi
-  done < <(LD_LIBRARY_PATH=$ROOT/$LIBDIR:$ROOT/usr/lib/xen-4.17/lib/x86_64-linux-gnu ldd "$src")
+  done < <(LD_LIBRARY_PATH=${ELF_LIBPATH:+$ELF_LIBPATH:}$BUILD/lib:$ROOT/$LIBDIR:$ROOT/usr/lib/xen-4.17/lib/x86_64-linux-gnu ldd "$src")
 }
 
-base_stage() { # base_stage STAGE EXTRA_MODULES...
-  local st=$1 a m line f files=()
+# copy_modules STAGE MODULE...: the kernel modules and what they depend on
+# (modules.dep), into the stage; the caller runs depmod.
+copy_modules() {
+  local st=$1 md=$ROOT/lib/modules/$KVER m line f files=() deps
   shift
-  rm -rf "$st"
-  mkdir -p "$st"/{bin,sbin,usr/bin,usr/sbin,usr/lib,etc,proc,sys,dev,run,tmp,var/lib,var/log,root}
-  ln -s usr/lib "$st/lib"
-  ln -s ../run "$st/var/run"
-  cp "$ROOT/bin/busybox" "$st/bin/busybox"
-  for a in $("$st/bin/busybox" --list-full); do
-    [[ -e $st/$a || -L $st/$a ]] || ln -s /bin/busybox "$st/$a"
-  done
-  local md=$ROOT/lib/modules/$KVER
-  for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs "$@"; do
+  for m in "$@"; do
     line=$(grep -E "/$m\.ko(\.xz)?:" "$md/modules.dep") || die "module $m not in $md/modules.dep"
     files+=("${line%%:*}")
     read -ra deps <<<"${line#*:}"
@@ -272,7 +357,21 @@ base_stage() { # base_stage STAGE EXTRA_MODULES...
     mkdir -p "$st/usr/lib/modules/$KVER/$(dirname "$f")"
     cp "$md/$f" "$st/usr/lib/modules/$KVER/$f"
   done
-  cp "$md"/modules.{order,builtin,builtin.modinfo} "$st/usr/lib/modules/$KVER/"
+}
+
+base_stage() { # base_stage STAGE EXTRA_MODULES...
+  local st=$1 a
+  shift
+  rm -rf "$st"
+  mkdir -p "$st"/{bin,sbin,usr/bin,usr/sbin,usr/lib,etc,proc,sys,dev,run,tmp,var/lib,var/log,root}
+  ln -s usr/lib "$st/lib"
+  ln -s ../run "$st/var/run"
+  cp "$ROOT/bin/busybox" "$st/bin/busybox"
+  for a in $("$st/bin/busybox" --list-full); do
+    [[ -e $st/$a || -L $st/$a ]] || ln -s /bin/busybox "$st/$a"
+  done
+  copy_modules "$st" xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs "$@"
+  cp "$ROOT/lib/modules/$KVER"/modules.{order,builtin,builtin.modinfo} "$st/usr/lib/modules/$KVER/"
   depmod -b "$st" -a "$KVER"
   copy_elf "$st" "$ROOT/usr/bin/xenstore" usr/bin/xenstore
   for a in read write ls list rm exists watch chmod; do ln -sf xenstore "$st/usr/bin/xenstore-$a"; done
@@ -294,6 +393,48 @@ finish_stage() { # finish_stage STAGE OUTFILE
   mv "$2.tmp" "$2"
 }
 
+# ext4_overlay BASE STAGE OUT: the ext4 guests' additions as a cpio
+# archive that dom0 appends to the guest image (the kernel unpacks both,
+# the later file winning): xen-blkfront, nbd, ext4 and their modules with
+# the new modules.dep, nbd-client and e2fsprogs from the packages,
+# vnvram-frontd and vnvram-lab-fsload from the build, ext4-guest.sh, the
+# new ld.so.cache. STAGE is BASE plus all that; the archive holds only
+# what differs from BASE, so the other guests' image does not grow.
+ext4_overlay() {
+  local base=$1 st=$2 out=$3 b
+  rm -rf "$st"
+  cp -a "$base" "$st"
+  copy_modules "$st" xen-blkfront nbd ext4 crc32c_generic
+  depmod -b "$st" -a "$KVER"
+  for b in "${EXT4_BINS[@]}"; do
+    # busybox's applet links (sbin/mke2fs) give way to the real tools.
+    rm -f "${st:?}/$b"
+    ELF_LIBPATH=$EXT4_ROOT/lib/x86_64-linux-gnu copy_elf "$st" "$EXT4_ROOT/$b" "$b"
+  done
+  ln -sf mke2fs "$st/sbin/mkfs.ext4"
+  cp "$EXT4_ROOT/etc/mke2fs.conf" "$st/etc/mke2fs.conf"
+  for b in vnvram-frontd vnvram-lab-fsload; do
+    rm -f "${st:?}/usr/bin/$b"
+    copy_elf "$st" "$BUILD/bin/$b" "usr/bin/$b"
+  done
+  install -D -m 644 "$LAB_DIR/ext4-guest.sh" "$st/lab/ext4-guest.sh"
+  ldconfig -r "$st"
+  (
+    cd "$st"
+    find . -mindepth 1 | while IFS= read -r f; do
+      if [[ -L $f ]]; then
+        [[ -L $base/$f && $(readlink "$f") == "$(readlink "$base/$f")" ]] && continue
+      elif [[ -d $f ]]; then
+        [[ -d $base/$f && ! -L $base/$f ]] && continue
+      elif [[ -f $base/$f && ! -L $base/$f ]] && cmp -s "$f" "$base/$f"; then
+        continue
+      fi
+      printf '%s\n' "$f"
+    done | cpio -o -H newc --quiet | gzip -1
+  ) >"$out.tmp"
+  mv "$out.tmp" "$out"
+}
+
 build_images() {
   local w=$OUT/work st b
   mkdir -p "$w"
@@ -301,6 +442,7 @@ build_images() {
   base_stage "$st"
   install -m 755 "$LAB_DIR/guest-init.sh" "$st/init"
   finish_stage "$st" "$w/guest-initrd.cpio.gz"
+  [[ $EXT4 -ne 1 ]] || ext4_overlay "$st" "$w/stage-ext4" "$w/ext4-overlay.cpio.gz"
 
   # The driver domain of the single-VM lab (driver-domain.sh): vnvramd and
   # netfront; no guest-side test programs.
@@ -313,8 +455,11 @@ build_images() {
 
   st=$w/stage-dom0
   # e1000: the NIC of the two-host lab (a qemu socket netdev between the VMs);
-  # xen-netback: the vif to the driver domain of the single-VM lab.
-  base_stage "$st" virtio_pci virtio_blk e1000 xen-netback
+  # xen-netback: the vif to the driver domain of the single-VM lab;
+  # loop and xen-blkback: the ext4 scenario's virtual disks.
+  local extra=()
+  [[ $EXT4 -ne 1 ]] || extra=(loop xen-blkback)
+  base_stage "$st" virtio_pci virtio_blk e1000 xen-netback "${extra[@]}"
   local xb=usr/lib/xen-4.17/bin
   for b in xl xenstored xenconsoled xen-init-dom0 libxl-save-helper; do
     copy_elf "$st" "$ROOT/$xb/$b" "$xb/$b"
@@ -331,6 +476,7 @@ build_images() {
   cp "$GUEST_KERNEL" "$st/guest/kernel"
   cp "$w/guest-initrd.cpio.gz" "$st/guest/initrd.cpio.gz"
   cp "$w/drv-initrd.cpio.gz" "$st/guest/drv-initrd.cpio.gz"
+  [[ $EXT4 -ne 1 ]] || cp "$w/ext4-overlay.cpio.gz" "$st/guest/ext4-overlay.cpio.gz"
   # Debugging aid: a library dom0 preloads into vnvramd (e.g. one that
   # prints a backtrace on SIGSEGV/SIGABRT).
   if [[ -n ${VNVRAM_LAB_PRELOAD:-} ]]; then
@@ -340,8 +486,9 @@ build_images() {
   install -D -m 644 "$LAB_DIR/two-host.sh" "$st/lab/two-host.sh"
   install -D -m 644 "$LAB_DIR/driver-domain.sh" "$st/lab/driver-domain.sh"
   install -D -m 644 "$LAB_DIR/bench.sh" "$st/lab/bench.sh"
+  install -D -m 644 "$LAB_DIR/ext4-journal.sh" "$st/lab/ext4-journal.sh"
   finish_stage "$st" "$w/dom0-initrd.cpio.gz"
-  log "images: dom0 $(du -h "$w/dom0-initrd.cpio.gz" | cut -f1), guest $(du -h "$w/guest-initrd.cpio.gz" | cut -f1), driver domain $(du -h "$w/drv-initrd.cpio.gz" | cut -f1)"
+  log "images: dom0 $(du -h "$w/dom0-initrd.cpio.gz" | cut -f1), guest $(du -h "$w/guest-initrd.cpio.gz" | cut -f1), driver domain $(du -h "$w/drv-initrd.cpio.gz" | cut -f1)$([[ $EXT4 -ne 1 ]] || echo ", ext4 overlay $(du -h "$w/ext4-overlay.cpio.gz" | cut -f1)")"
 }
 
 # -------------------------------------------------------------------- boot
@@ -378,7 +525,7 @@ boot() {
   # the boot (up to 60 s under load) and for writing the logs.
   local dom0cmd="console=hvc0 earlyprintk=xen rdinit=/init loglevel=4"
   dom0cmd+=" vnvlab_deadline=$((QEMU_TIMEOUT - 75))"
-  dom0cmd+=" vnvlab_repl=$REPL vnvlab_witness=$WITNESS vnvlab_mp=$MP"
+  dom0cmd+=" vnvlab_repl=$REPL vnvlab_witness=$WITNESS vnvlab_mp=$MP vnvlab_ext4=$EXT4"
   # --part bench: dom0 runs tests/lab/bench.sh instead of the scenarios.
   [[ $PART != bench ]] || dom0cmd+=" vnvlab_mode=bench"
   # shellcheck disable=SC2054 # commas belong to qemu's option syntax
@@ -686,6 +833,10 @@ report_single() {
       FAILED=1
     fi
   fi
+  if [[ $EXT4 -ne 1 ]]; then
+    echo "  ext4-external-journal SKIPPED: $EXT4_WHY"
+    SKIPPED+=("ext4-external-journal: $EXT4_WHY")
+  fi
   # Anything else dom0 reported as failed.
   if grep -a "VNVRAM-LAB: scenario .* FAIL" "$SERIAL" >/dev/null; then FAILED=1; fi
   echo "== timings =="
@@ -964,9 +1115,11 @@ main() {
   done
   fetch
   guest_kernel
-  build_images
   repl_support
   mp_support
+  # The bench part boots no ext4 guest.
+  [[ $PART == bench || $PART == two-host ]] || ext4_support
+  build_images
   if [[ $PART == bench ]]; then
     log "lab-bench: persist latency against the event-channel round trip ($([[ $REPL -eq 1 && $WITNESS -eq 1 ]] && echo "and a replicated volume against ZeroMQ" || echo "no replication in this build"))"
     boot
@@ -976,6 +1129,11 @@ main() {
       log "driver-domain and multipath-failover scenarios (witness: vnvramd --replica-only)"
     else
       log "driver-domain scenario (volume $([[ $REPL -eq 1 && $WITNESS -eq 1 ]] && echo replicated || echo "not replicated")); multipath-failover SKIPPED: $MP_WHY"
+    fi
+    if [[ $EXT4 -eq 1 ]]; then
+      log "ext4-external-journal scenario (vnvram-frontd, nbd-client, e2fsprogs in the ext4 guests)"
+    else
+      log "ext4-external-journal SKIPPED: $EXT4_WHY"
     fi
     boot
     collect "$SERIAL" "$OUT/work/results.img" "$OUT/dom0"
