@@ -408,7 +408,8 @@ Result<std::unique_ptr<Connection>> XenbusFrontend::Publish(const BackendGeometr
   return conn;
 }
 
-Status XenbusFrontend::WaitForConnected(const Deadline& deadline) {
+Status XenbusFrontend::WaitForConnected(const Deadline& deadline, bool* refused) {
+  *refused = false;
   XenbusState be = XenbusState::kUnknown;
   for (;;) {
     VNVRAM_ASSIGN_OR_RETURN(const bool online, BackendOnline());
@@ -418,6 +419,7 @@ Status XenbusFrontend::WaitForConnected(const Deadline& deadline) {
     }
     if (be == XenbusState::kConnected) return Status::Ok();
     if (be == XenbusState::kClosing || be == XenbusState::kClosed) {
+      *refused = true;
       const std::string err = BackendError();
       return Status::Unavailable("backend went " + StateName(be) + " during the handshake" +
                                  (err.empty() ? std::string() : ": " + err));
@@ -435,6 +437,7 @@ Result<std::unique_ptr<Connection>> XenbusFrontend::Connect(uint32_t want_order,
   // Closed first (the only way out of Closing), then Initialising.
   if (state_ == XenbusState::kClosing) VNVRAM_RETURN_IF_ERROR(SetState(XenbusState::kClosed));
   VNVRAM_RETURN_IF_ERROR(SetState(XenbusState::kInitialising));
+  int refusals = 0;  // handshakes the backend failed after our Initialised
   for (;;) {
     VNVRAM_RETURN_IF_ERROR(WaitForInitWait(deadline));
     // Read the published keys and the state in one transaction, so they
@@ -458,10 +461,22 @@ Result<std::unique_ptr<Connection>> XenbusFrontend::Connect(uint32_t want_order,
       continue;
     }
     VNVRAM_ASSIGN_OR_RETURN(auto conn, Publish(g, want_order));
-    if (Status w = WaitForConnected(deadline); !w.ok()) {
+    bool refused = false;
+    if (Status w = WaitForConnected(deadline, &refused); !w.ok()) {
       // Withdraw Initialised before the ring's grants go with `conn`, so
       // a backend that maps them late sees why they are gone.
       (void)SetState(XenbusState::kInitialising);
+      // The failure may not be ours: an earlier incarnation killed between
+      // publishing its ring and the backend mapping it leaves Initialised
+      // with refs that are gone, and the backend, reading them after our
+      // InitWait check, fails the device. One more round (Closed, then
+      // Initialising) with our own ring; a second refusal is its answer.
+      if (refused && refusals == 0 && !deadline.Expired()) {
+        ++refusals;
+        log_.Info("backend refused the handshake ({}); trying once more", w.ToString());
+        VNVRAM_RETURN_IF_ERROR(SetState(XenbusState::kClosed));
+        continue;
+      }
       return w;
     }
     VNVRAM_RETURN_IF_ERROR(SetState(XenbusState::kConnected));

@@ -145,7 +145,9 @@ class XenbusFrontend {
   // steps a Closing or Closed backend needs.
   Status WaitForInitWait(const Deadline& deadline);
   Result<std::unique_ptr<Connection>> Publish(const BackendGeometry& g, uint32_t want_order);
-  Status WaitForConnected(const Deadline& deadline);
+  // Waits for the backend's Connected after our Initialised. `refused` is
+  // set when it went Closing or Closed instead (online still 1).
+  Status WaitForConnected(const Deadline& deadline, bool* refused);
 
   // Constant after construction.
   const DomId self_;

@@ -241,15 +241,18 @@ struct FakeBackend {
     put(be::kState, "2");
   }
 
-  // Waits for the frontend's Initialised, maps its ring, binds, Connected.
-  void Accept() {
+  // Waits (on a watch) until the frontend's state node reads `state`.
+  void WaitFrontend(std::string_view state) {
     const std::string fstate = schema::FrontendKey(1, 5, schema::fe::kState);
-    BOOST_TEST_REQUIRE(xs->Watch(fstate, "fake:fe").ok());
+    if (!watching) {
+      BOOST_TEST_REQUIRE(xs->Watch(fstate, "fake:fe").ok());
+      watching = true;
+    }
     Deadline dl(SystemClock::Instance(), kWait);
     for (;;) {
       auto v = xs->Read(platform::kNoTx, fstate);
-      if (v.ok() && *v == "3") break;
-      BOOST_TEST_REQUIRE(!dl.Expired(), "frontend never Initialised");
+      if (v.ok() && *v == state) return;
+      BOOST_TEST_REQUIRE(!dl.Expired(), "frontend state never " << state);
       pollfd pfd{xs->WatchFd(), POLLIN, 0};
       poll(&pfd, 1, dl.RemainingMillisForPoll());
       while (true) {
@@ -257,6 +260,27 @@ struct FakeBackend {
         if (!ev.ok() || !ev->has_value()) break;
       }
     }
+  }
+
+  // Fails the handshake the way vnvramd does when the ring refs it read
+  // cannot be mapped: error node, Closing; then, once the frontend is
+  // Closed, Closed and (on its Initialising) InitWait again.
+  void Refuse(const std::string& why) {
+    WaitFrontend("3");
+    BOOST_TEST_REQUIRE(xs->Write(platform::kNoTx, Key(schema::be::kError), why).ok());
+    BOOST_TEST_REQUIRE(xs->Write(platform::kNoTx, Key(schema::be::kState), "5").ok());
+  }
+  void Reopen() {
+    WaitFrontend("6");
+    BOOST_TEST_REQUIRE(xs->Remove(platform::kNoTx, Key(schema::be::kError)).ok());
+    BOOST_TEST_REQUIRE(xs->Write(platform::kNoTx, Key(schema::be::kState), "6").ok());
+    WaitFrontend("1");
+    BOOST_TEST_REQUIRE(xs->Write(platform::kNoTx, Key(schema::be::kState), "2").ok());
+  }
+
+  // Waits for the frontend's Initialised, maps its ring, binds, Connected.
+  void Accept() {
+    WaitFrontend("3");
     namespace fe = schema::fe;
     auto ref = xs->Read(platform::kNoTx, schema::FrontendKey(1, 5, fe::kRingRef));
     auto port = xs->Read(platform::kNoTx, schema::FrontendKey(1, 5, fe::kEventChannel));
@@ -323,7 +347,67 @@ struct FakeBackend {
   std::unique_ptr<platform::GrantMapping> ring;
   vnvramif_back_ring_t back{};
   platform::EvtchnPort local_port = 0;
+  bool watching = false;
 };
+
+// Opens device 5 of domain 1 (attached to the fake backend) in a thread.
+std::future<Result<std::unique_ptr<Device>>> OpenAsync(Host& h) {
+  return std::async(std::launch::async, [&h] {
+    OpenOptions o;
+    o.platform = h.Dom1();
+    o.devid = 5;
+    o.timeout = std::chrono::seconds(10);
+    return Device::Open(o);
+  });
+}
+
+// A frontend process killed after publishing its ring leaves Initialised
+// with refs that are gone; the backend may read them after the next
+// opener saw InitWait, and fail the device. The opener goes round once
+// more with its own ring instead of failing (the journal crash test's
+// kill -9 loop met this under load).
+BOOST_AUTO_TEST_CASE(AHandshakeTheBackendRefusesOnceIsTriedAgain) {
+  Host h({1, 2});
+  auto r = h.Tool({"attach", "1", "--backend", "2", "--devid", "5", "--size", "64K", "--volume",
+                   testing::kVolume});
+  BOOST_TEST_REQUIRE(r.exit_code == 0, r.out);
+  FakeBackend fake(h);
+  fake.Publish();
+  auto opening = OpenAsync(h);
+  fake.Refuse("map ring: grant ref 96 of domain 1: the granting handle has gone");
+  fake.Reopen();
+  fake.Accept();
+  vnvramif_request probe = fake.Next();
+  BOOST_TEST_REQUIRE(probe.operation == VNVRAMIF_OP_GET_INFO);
+  fake.Respond(probe.id, probe.operation, VNVRAMIF_RSP_OKAY, 65536);
+  auto dev = opening.get();
+  BOOST_TEST_REQUIRE(dev.ok(), dev.status().ToString());
+  BOOST_TEST(((*dev)->state() == DeviceState::kConnected));
+  // The backend's part of the close: Closed once the frontend is Closing.
+  auto closing = std::async(std::launch::async, [&] { return (*dev)->close(); });
+  fake.WaitFrontend("5");
+  BOOST_TEST_REQUIRE(fake.xs->Write(platform::kNoTx, fake.Key(schema::be::kState), "6").ok());
+  BOOST_TEST(closing.get().ok());
+}
+
+// Refused twice: that is the backend's answer, and open says why.
+BOOST_AUTO_TEST_CASE(AHandshakeRefusedTwiceFailsOpenWithTheBackendsError) {
+  Host h({1, 2});
+  auto r = h.Tool({"attach", "1", "--backend", "2", "--devid", "5", "--size", "64K", "--volume",
+                   testing::kVolume});
+  BOOST_TEST_REQUIRE(r.exit_code == 0, r.out);
+  FakeBackend fake(h);
+  fake.Publish();
+  auto opening = OpenAsync(h);
+  fake.Refuse("first refusal");
+  fake.Reopen();
+  fake.Refuse("ring-page-order 9 is beyond max-ring-page-order 0");
+  auto dev = opening.get();
+  BOOST_TEST_REQUIRE(!dev.ok());
+  BOOST_TEST((dev.status().code() == Code::kUnavailable), dev.status().ToString());
+  BOOST_TEST(dev.status().message().find("beyond max-ring-page-order") != std::string::npos,
+             dev.status().ToString());
+}
 
 // How the fake backend lies about the PERSIST it was sent.
 enum class Lie {
