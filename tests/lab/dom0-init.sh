@@ -17,7 +17,9 @@
 # tests/lab/two-host.sh (/lab/two-host.sh) instead of the scenarios below;
 # with vnvlab_mode=bench it runs the lab-bench benchmark
 # (tests/lab/bench.sh, /lab/bench.sh) instead.
-# The single-VM scenarios end with tests/lab/ext4-journal.sh
+# The single-VM scenarios end with tests/lab/toolstack.sh
+# (/lab/toolstack.sh: nvram-tool create and watch, issue 9),
+# tests/lab/ext4-journal.sh
 # (/lab/ext4-journal.sh: ext4 with its journal on vnvram, issue 8) and
 # tests/lab/driver-domain.sh (/lab/driver-domain.sh): a driver domain
 # serving a guest, and multipath.
@@ -354,12 +356,17 @@ case "$RH|$HF|$ALIVE|$R2" in
 esac
 timing guest2-first-persist-after-attack "$(xenstore-read "/local/domain/$W2/data/lab-first" 2>/dev/null)"
 
-# ------ 6. ext4 with its external journal on vnvram (tests/lab/ext4-journal.sh)
+# ------------- 6. the toolstack: nvram-tool create, watch, xl destroy
+# shellcheck source=toolstack.sh
+. /lab/toolstack.sh
+ts_run
+
+# ------ 7. ext4 with its external journal on vnvram (tests/lab/ext4-journal.sh)
 # shellcheck source=ext4-journal.sh
 . /lab/ext4-journal.sh
 ext4_run
 
-# ------------- 7. a driver domain serving a guest (tests/lab/driver-domain.sh)
+# ------------- 8. a driver domain serving a guest (tests/lab/driver-domain.sh)
 dd_run
 
 finish

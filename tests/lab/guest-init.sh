@@ -365,6 +365,60 @@ bench() {
   put result "${last:-RESULT fail vnvram-lab-bench rc=$rc: $(tail -n 2 /tmp/bench.out | tr '\n' ' ')}"
 }
 
+# The toolstack scenario (tests/lab/toolstack.sh, issue 9). ts-create: the
+# guest was made by `nvram-tool create`, so its device must be there, its
+# backend ready, before this init runs; ts-watch: a plain `xl create` guest
+# whose device the watcher attaches, so it may appear later. Both report
+# what they found at start (data/lab-at-init), write and persist records
+# (ts-create holds the device open until dom0 has read `nvram-tool status`),
+# verify them, and then wait for `xl shutdown` (the kernel asks init to
+# power off: busybox poweroff signals PID 1).
+ts_guest() {
+  if _be=$(xenstore-read device/vnvram/0/backend 2>/dev/null); then
+    put at-init "present uptime=$(cut -d' ' -f1 /proc/uptime) backend-state=$(xenstore-read "$_be/state" 2>/dev/null)"
+  else
+    put at-init "absent uptime=$(cut -d' ' -f1 /proc/uptime)"
+  fi
+  if ! wait_key device/vnvram/0/backend $STEP >/dev/null; then
+    put result "FAIL no vnvram device 0 within ${STEP}s"
+  else
+    n=64
+    mkfifo /tmp/go
+    vnvram-guest-demo --platform xen --devid 0 --timeout-ms 60000 write --count $n \
+      --pause-after $n </tmp/go >/tmp/write.out 2>&1 &
+    pid=$!
+    exec 3>/tmp/go
+    now
+    end=$((NOW + STEP))
+    while ! grep -q '^paused' /tmp/write.out && kill -0 $pid 2>/dev/null && [ "$NOW" -lt $end ]; do
+      sleep 0.3
+      now
+    done
+    if grep -q '^paused' /tmp/write.out; then
+      put paused "$(grep -m1 '^paused' /tmp/write.out)"
+      [ "$ROLE" = ts-watch ] || wait_key data/lab-go $STEP >/dev/null || say "no go from dom0"
+    fi
+    echo go >&3
+    exec 3>&-
+    wait $pid
+    rc=$?
+    done_line=$(grep '^done' /tmp/write.out)
+    if [ $rc -ne 0 ] || [ -z "$done_line" ]; then
+      put result "FAIL write rc=$rc: $(tail -n 2 /tmp/write.out | tr '\n' ' ')"
+    elif demo_logged /tmp/verify.out verify --count $n; then
+      put result "PASS $done_line; $(tail -n 1 /tmp/verify.out)"
+    else
+      put result "FAIL verify: $(tail -n 2 /tmp/verify.out | tr '\n' ' ')"
+    fi
+  fi
+  trap 'say "power off requested"; poweroff -f' USR1 USR2 TERM
+  say "finished, waiting for xl shutdown"
+  while :; do
+    sleep 3600 &
+    wait $!
+  done
+}
+
 case $ROLE in
   writer1) writer1 ;;
   writer2) writer2 ;;
@@ -373,6 +427,7 @@ case $ROLE in
   repl-verifier) repl_verifier ;;
   drv-guest) drv_guest ;;
   bench) bench ;;
+  ts-create | ts-watch) ts_guest ;;
   ext4-run | ext4-verify)
     # The ext4 scenario (issue 8): its guest side comes with the ext4
     # overlay dom0 appends to this image (tests/lab/ext4-guest.sh).

@@ -86,7 +86,7 @@ CACHE=$(cd "$CACHE" && pwd)
 # added when the build has multipath (mp_support), ext4-external-journal
 # when it has vnvram-frontd (ext4_support); else each is reported SKIPPED.
 SCENARIOS=(platform-dom0 platform-guest persist-recreate schema-live hostile-fence isolation
-  driver-domain)
+  toolstack-create toolstack-status-json toolstack-watch toolstack-destroy-clean driver-domain)
 # The two-host lab's scenarios, HOST:NAME (two-host.sh prints them).
 PAIR_SCENARIOS=(a:net-link b:net-link b:replication-failover)
 
@@ -464,7 +464,7 @@ build_images() {
   for b in xl xenstored xenconsoled xen-init-dom0 libxl-save-helper; do
     copy_elf "$st" "$ROOT/$xb/$b" "$xb/$b"
   done
-  for b in vnvramd nvram-tool vnvram-schema-check; do
+  for b in vnvramd nvram-tool vnvram-schema-check vnvram-lab-status-check; do
     copy_elf "$st" "$BUILD/bin/$b" "usr/bin/$b"
   done
   # lab-bench's ZeroMQ baseline (bench/replication_bench.cc), when built.
@@ -487,6 +487,7 @@ build_images() {
   install -D -m 644 "$LAB_DIR/driver-domain.sh" "$st/lab/driver-domain.sh"
   install -D -m 644 "$LAB_DIR/bench.sh" "$st/lab/bench.sh"
   install -D -m 644 "$LAB_DIR/ext4-journal.sh" "$st/lab/ext4-journal.sh"
+  install -D -m 644 "$LAB_DIR/toolstack.sh" "$st/lab/toolstack.sh"
   finish_stage "$st" "$w/dom0-initrd.cpio.gz"
   log "images: dom0 $(du -h "$w/dom0-initrd.cpio.gz" | cut -f1), guest $(du -h "$w/guest-initrd.cpio.gz" | cut -f1), driver domain $(du -h "$w/drv-initrd.cpio.gz" | cut -f1)$([[ $EXT4 -ne 1 ]] || echo ", ext4 overlay $(du -h "$w/ext4-overlay.cpio.gz" | cut -f1)")"
 }
@@ -1110,7 +1111,7 @@ main() {
   ensure_tools
   local b
   for b in bin/vnvramd bin/nvram-tool bin/vnvram-guest-demo bin/vnvram-schema-check \
-    bin/vnvram-lab-probe bin/vnvram-lab-bench tests/xen_platform_test; do
+    bin/vnvram-lab-probe bin/vnvram-lab-bench bin/vnvram-lab-status-check tests/xen_platform_test; do
     [[ -x $BUILD/$b ]] || die "$BUILD/$b is missing: build the project first (make lab builds it)"
   done
   fetch
