@@ -13,7 +13,7 @@
 #   --build-dir   the CMake build tree with bin/ and tests/ (default: build)
 #   --out         logs and images (default: BUILD/lab)
 #   --cache       downloaded .debs and their unpacked tree (default: BUILD/lab-cache)
-#   --qemu-timeout  hard limit for the single-VM qemu run (default 900 s)
+#   --qemu-timeout  hard limit for the single-VM qemu run (default 1140 s)
 #   --pair-timeout  hard limit for the two-host run (default 300 s)
 #   --part        which lab to run (default all: single, then two-host);
 #                 bench: only the lab-bench benchmark in the single VM
@@ -45,7 +45,7 @@ REPO=$(cd "$LAB_DIR/../.." && pwd)
 BUILD=$REPO/build
 OUT=""
 CACHE=""
-QEMU_TIMEOUT=${VNVRAM_LAB_QEMU_TIMEOUT:-900}
+QEMU_TIMEOUT=${VNVRAM_LAB_QEMU_TIMEOUT:-1140}
 PAIR_TIMEOUT=${VNVRAM_LAB_PAIR_TIMEOUT:-300}
 PART=all
 BENCH_JSON=""
