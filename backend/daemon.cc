@@ -14,6 +14,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/service_notify.h"
 #include "xenstore-schema/schema.h"
 
 namespace vnvram::backend {
@@ -282,6 +283,10 @@ Status Daemon::Run(int signal_fd, int ready_fd) {
   VNVRAM_RETURN_IF_ERROR(PublishDaemonKeys(dk::kStatusRunning).WithContext("daemon keys"));
   spdlog::info("serving {} as domain {}, host {}, {} device(s)", schema::BackendRoot(self_), self_,
                config_.host_id, devices_.size());
+  if (Status n = service::NotifyReady(fmt::format("serving {} device(s)", devices_.size()));
+      !n.ok()) {
+    spdlog::warn("cannot notify the service manager: {}", n.ToString());
+  }
   if (ready_fd >= 0) {
     const char byte = 'R';
     while (::write(ready_fd, &byte, 1) < 0 && errno == EINTR) {
@@ -315,10 +320,18 @@ Status Daemon::Run(int signal_fd, int ready_fd) {
           case SIGTERM:
           case SIGINT:
             spdlog::info("signal {}: stopping", si.ssi_signo);
+            if (Status n = service::NotifyStopping(); !n.ok()) {
+              spdlog::warn("cannot notify the service manager: {}", n.ToString());
+            }
             stop = true;
             break;
           case SIGHUP:
-            spdlog::info("SIGHUP: rescanning devices");
+            // logrotate renamed the log file (or an operator asks for a
+            // rescan): reopen the log, then rescan.
+            if (Status r = log::Reopen(); !r.ok()) {
+              spdlog::error("SIGHUP: cannot reopen the log: {}", r.ToString());
+            }
+            spdlog::info("SIGHUP: log reopened, rescanning devices");
             rescan = true;
             break;
           case SIGUSR1:

@@ -11,7 +11,8 @@ BOOST_AUTO_TEST_CASE(ParsesEveryKeyWithCommentsAndSpaces) {
   auto c = ParseConfigText(
       "# vnvramd\n\n platform = sim:/tmp/x:0 \nvault-dir=/var/lib/v\n"
       "vault-interval = 30\r\nlog-level = debug\nstats-interval-ms = 500\n"
-      "copy-mode = 0\nring-spin-us = 0\npersist-spin-us = 120\n",
+      "copy-mode = 0\nring-spin-us = 0\npersist-spin-us = 120\n"
+      "log-file = /var/log/vnvram/vnvramd.log\n",
       "t.conf");
   BOOST_TEST_REQUIRE(c.ok(), c.status().ToString());
   BOOST_TEST(*c->platform == "sim:/tmp/x:0");
@@ -22,6 +23,7 @@ BOOST_AUTO_TEST_CASE(ParsesEveryKeyWithCommentsAndSpaces) {
   BOOST_TEST(*c->copy_mode == false);
   BOOST_TEST(c->ring_spin->count() == 0);
   BOOST_TEST(c->persist_spin->count() == 120);
+  BOOST_TEST(*c->log_file == "/var/log/vnvram/vnvramd.log");
 }
 
 BOOST_AUTO_TEST_CASE(ErrorsNameTheFileLineKeyAndValue) {
@@ -37,6 +39,8 @@ BOOST_AUTO_TEST_CASE(ErrorsNameTheFileLineKeyAndValue) {
                        Case{"copy-mode = yes\n", "copy-mode = 'yes'"},
                        Case{"ring-spin-us = 100001\n", "ring-spin-us = '100001'"},
                        Case{"vault-dir = \n", "vault-dir = ''"},
+                       Case{"log-file = vnvramd.log\n", "log-file = 'vnvramd.log': expected an absolute path"},
+                       Case{"log-file =\n", "log-file = ''"},
                        Case{"platform\n", "expected 'key = value'"}, Case{" = x\n", "missing key"},
                        Case{"log-level = info\nlog-level = info\n", "given twice"}}) {
     auto r = ParseConfigText(c.text, "t.conf");
@@ -56,6 +60,12 @@ BOOST_AUTO_TEST_CASE(CommandLineWinsAndRequiredSettingsAreChecked) {
   BOOST_TEST(c->vault_dir == "/b");
   BOOST_TEST(c->platform == "xen");
   BOOST_TEST(!c->host_id.empty());
+  BOOST_TEST(c->log_file.empty());  // default: stderr
+  BOOST_TEST_REQUIRE(ApplyConfigValue("log-file", "/var/log/a.log", &file).ok());
+  BOOST_TEST_REQUIRE(ApplyConfigValue("log-file", "/tmp/b.log", &cli).ok());
+  c = MergeConfig(file, cli);
+  BOOST_TEST_REQUIRE(c.ok(), c.status().ToString());
+  BOOST_TEST(c->log_file == "/tmp/b.log");
   BOOST_TEST(!MergeConfig({}, cli).ok());
   BOOST_TEST(MergeConfig(file, {}).ok());
 }
