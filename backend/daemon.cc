@@ -313,6 +313,7 @@ Status Daemon::Run(int signal_fd, int ready_fd) {
       break;
     }
     bool rescan = false;
+    bool reload = false;
     if (n > 0 && fds[1].revents != 0) {
       signalfd_siginfo si{};
       while (::read(signal_fd, &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si))) {
@@ -327,7 +328,9 @@ Status Daemon::Run(int signal_fd, int ready_fd) {
             break;
           case SIGHUP:
             // logrotate renamed the log file (or an operator asks for a
-            // rescan): reopen the log, then rescan.
+            // rescan, systemctl reload): reopen the log, then rescan.
+            (void)service::NotifyReloading();  // READY=1 follows
+            reload = true;
             if (Status r = log::Reopen(); !r.ok()) {
               spdlog::error("SIGHUP: cannot reopen the log: {}", r.ToString());
             }
@@ -356,6 +359,9 @@ Status Daemon::Run(int signal_fd, int ready_fd) {
     }
     if (!result.ok()) break;
     if (rescan) Rescan();
+    if (reload) {
+      (void)service::NotifyReady(fmt::format("serving {} device(s)", devices_.size()));
+    }
     for (const DeviceKey& key : touched) Reconcile(key.first, key.second);
     if (n > 0 && fds[2].revents != 0) {
       uint64_t count = 0;

@@ -31,18 +31,19 @@ BOOST_AUTO_TEST_CASE(ErrorsNameTheFileLineKeyAndValue) {
     const char* text;
     const char* expect;
   };
-  for (const Case c : {Case{"bogus = 1\n", "t.conf:1: unknown key 'bogus'"},
-                       Case{"\nvault-interval = -1\n", "t.conf:2: vault-interval = '-1'"},
-                       Case{"vault-interval = 99999999\n", "vault-interval = '99999999'"},
-                       Case{"log-level = loud\n", "log-level = 'loud'"},
-                       Case{"platform = kvm\n", "platform = 'kvm'"},
-                       Case{"copy-mode = yes\n", "copy-mode = 'yes'"},
-                       Case{"ring-spin-us = 100001\n", "ring-spin-us = '100001'"},
-                       Case{"vault-dir = \n", "vault-dir = ''"},
-                       Case{"log-file = vnvramd.log\n", "log-file = 'vnvramd.log': expected an absolute path"},
-                       Case{"log-file =\n", "log-file = ''"},
-                       Case{"platform\n", "expected 'key = value'"}, Case{" = x\n", "missing key"},
-                       Case{"log-level = info\nlog-level = info\n", "given twice"}}) {
+  for (const Case c :
+       {Case{"bogus = 1\n", "t.conf:1: unknown key 'bogus'"},
+        Case{"\nvault-interval = -1\n", "t.conf:2: vault-interval = '-1'"},
+        Case{"vault-interval = 99999999\n", "vault-interval = '99999999'"},
+        Case{"log-level = loud\n", "log-level = 'loud'"},
+        Case{"platform = kvm\n", "platform = 'kvm'"},
+        Case{"copy-mode = yes\n", "copy-mode = 'yes'"},
+        Case{"ring-spin-us = 100001\n", "ring-spin-us = '100001'"},
+        Case{"vault-dir = \n", "vault-dir = ''"},
+        Case{"log-file = vnvramd.log\n", "log-file = 'vnvramd.log': expected an absolute path"},
+        Case{"log-file =\n", "log-file = ''"}, Case{"platform\n", "expected 'key = value'"},
+        Case{" = x\n", "missing key"},
+        Case{"log-level = info\nlog-level = info\n", "given twice"}}) {
     auto r = ParseConfigText(c.text, "t.conf");
     BOOST_TEST_REQUIRE(!r.ok(), c.text);
     BOOST_TEST(r.status().message().find(c.expect) != std::string::npos, r.status().message());

@@ -154,8 +154,8 @@ int RunReplicaOnly(const DaemonConfig& config, int signal_fd, int ready_fd) {
                endpoint, config.vault_dir, mine.size(), list.empty() ? "" : ": ", list);
   StatusLogger status_log;
   status_log.Log((*engine)->GetStatus());
-  if (vnvram::Status n = vnvram::service::NotifyReady(
-          fmt::format("replica-only, {} volume(s)", mine.size()));
+  if (vnvram::Status n =
+          vnvram::service::NotifyReady(fmt::format("replica-only, {} volume(s)", mine.size()));
       !n.ok()) {
     spdlog::warn("cannot notify the service manager: {}", n.ToString());
   }
@@ -193,11 +193,13 @@ int RunReplicaOnly(const DaemonConfig& config, int signal_fd, int ready_fd) {
             break;
           case SIGHUP:
             // Nothing to rescan without devices; logrotate wants the log reopened.
+            (void)vnvram::service::NotifyReloading();
             if (vnvram::Status r = vnvram::log::Reopen(); !r.ok()) {
               spdlog::error("SIGHUP: cannot reopen the log: {}", r.ToString());
             } else {
               spdlog::info("SIGHUP: log reopened");
             }
+            (void)vnvram::service::NotifyReady("replica-only");
             break;
           case SIGUSR1:
             spdlog::info("SIGUSR1: vaulting every copy");

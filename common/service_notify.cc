@@ -30,6 +30,10 @@ Status NotifyReady(std::string_view status) {
   return Send("READY=1\nSTATUS=" + OneLine(status));
 }
 
+Status NotifyReloading() {
+  return Send("RELOADING=1\nSTATUS=reloading");
+}
+
 Status NotifyStopping() {
   return Send("STOPPING=1\nSTATUS=stopping");
 }

@@ -13,6 +13,8 @@ namespace vnvram::service {
 
 // READY=1 with STATUS=`status`: the daemon serves (its initial scan is done).
 Status NotifyReady(std::string_view status);
+// RELOADING=1: the daemon reloads (SIGHUP); NotifyReady() follows when done.
+Status NotifyReloading();
 // STOPPING=1: the daemon began its orderly shutdown.
 Status NotifyStopping();
 // STATUS=`status`: a one-line description shown by `systemctl status`.

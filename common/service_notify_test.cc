@@ -20,6 +20,7 @@ BOOST_AUTO_TEST_CASE(SendsReadyStatusAndStoppingToNotifySocket) {
   BOOST_TEST_REQUIRE(::setenv("NOTIFY_SOCKET", (*l)->path().c_str(), 1) == 0);
   BOOST_TEST_REQUIRE(NotifyReady("serving 2 devices").ok());
   BOOST_TEST_REQUIRE(NotifyStatus("two\nlines").ok());
+  BOOST_TEST_REQUIRE(NotifyReloading().ok());
   BOOST_TEST_REQUIRE(NotifyStopping().ok());
   ::unsetenv("NOTIFY_SOCKET");
 
@@ -29,6 +30,9 @@ BOOST_AUTO_TEST_CASE(SendsReadyStatusAndStoppingToNotifySocket) {
   m = (*l)->Next(kWait);
   BOOST_TEST_REQUIRE(m.ok(), m.status().ToString());
   BOOST_TEST(*m == "STATUS=two lines");  // a newline would start another assignment
+  m = (*l)->Next(kWait);
+  BOOST_TEST_REQUIRE(m.ok(), m.status().ToString());
+  BOOST_TEST(*m == "RELOADING=1\nSTATUS=reloading");
   m = (*l)->Next(kWait);
   BOOST_TEST_REQUIRE(m.ok(), m.status().ToString());
   BOOST_TEST(*m == "STOPPING=1\nSTATUS=stopping");
@@ -42,7 +46,7 @@ BOOST_AUTO_TEST_CASE(NoOpWithoutNotifySocket) {
   BOOST_TEST(NotifyStopping().ok());
   // Nothing was sent anywhere: the listener sees no message.
   auto m = (*l)->Next(milliseconds(0));
-  BOOST_TEST(m.status().code() == Code::kTimeout, m.status().ToString());
+  BOOST_TEST((m.status().code() == Code::kTimeout), m.status().ToString());
 }
 
 BOOST_AUTO_TEST_CASE(UnreachableSocketIsAnError) {

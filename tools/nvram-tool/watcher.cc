@@ -118,8 +118,8 @@ Status Watcher::Run(int signal_fd) {
   VNVRAM_RETURN_IF_ERROR(OnIntroduce());
   std::fprintf(out_, "watching for domains (configs in %s)\n", options_.config_dir.c_str());
   std::fflush(out_);
-  if (Status n = service::NotifyReady("watching for domains (configs in " +
-                                      options_.config_dir + ")");
+  if (Status n =
+          service::NotifyReady("watching for domains (configs in " + options_.config_dir + ")");
       !n.ok()) {
     std::fprintf(err_, "nvram-tool watch: cannot notify the service manager: %s\n",
                  n.ToString().c_str());
@@ -140,7 +140,9 @@ Status Watcher::Run(int signal_fd) {
       signalfd_siginfo si{};
       if (::read(signal_fd, &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si)) &&
           si.ssi_signo == SIGHUP) {
+        (void)service::NotifyReloading();
         if (options_.on_hangup) options_.on_hangup();
+        (void)service::NotifyReady("watching for domains (configs in " + options_.config_dir + ")");
         continue;
       }
       (void)service::NotifyStopping();  // nothing else to tell when it fails
