@@ -4,6 +4,8 @@
 #   make test       build, then run every test tier; ends with ctest's summary
 #   make deps       install the Debian packages the project needs
 #   make install    install into $(DESTDIR)$(PREFIX)
+#   make deb        Debian packages with dpkg-buildpackage, in $(BUILD)/deb/
+#   make deb-test   build them and install them into a fresh Debian 12 root
 #   make format     clang-format the tree;  make lint: clang-format + clang-tidy checks
 #   make lab        the Xen lab: real Xen under qemu (docs/lab.md)
 #   make lab-bench  persist latency ratios on real Xen under qemu (docs/lab.md)
@@ -51,6 +53,17 @@ lint: configure
 
 clean:
 	rm -rf $(BUILD)
+
+# Debian packages (docs/packaging.md): the tracked tree exported into
+# $(BUILD)/deb/src, dpkg-buildpackage -b there, the .debs in $(BUILD)/deb/.
+.PHONY: deb deb-test
+deb: deps-if-missing
+	dist/make-deb.sh $(BUILD)/deb $(JOBS)
+
+# Installs the packages into a fresh debootstrap root and runs them there
+# (exit 77: cannot run here, e.g. not root or no network).
+deb-test: deb
+	dist/deb-install-test.sh --deb-dir $(BUILD)/deb --cache $(BUILD)/deb-root-cache
 
 .PHONY: demo
 demo: configure

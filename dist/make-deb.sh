@@ -1,0 +1,34 @@
+#!/bin/sh
+# Builds vnvram's Debian packages (docs/packaging.md).
+#   dist/make-deb.sh OUT_DIR [JOBS]
+# Exports the tracked files of this checkout (their working-tree contents;
+# a plain copy without build directories when this is not a git checkout)
+# into OUT_DIR/src, runs dpkg-buildpackage -us -uc -b there with JOBS
+# parallel jobs, and leaves the .debs (and .buildinfo/.changes) in OUT_DIR.
+set -eu
+OUT=$1
+JOBS=${2:-$(nproc 2>/dev/null || echo 2)}
+SRC_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+
+for tool in dpkg-buildpackage dh; do
+  command -v "$tool" >/dev/null 2>&1 || {
+    echo "make-deb: $tool is missing (tools/install-deps.sh installs debhelper and dpkg-dev)" >&2
+    exit 1
+  }
+done
+
+rm -rf "$OUT/src"
+mkdir -p "$OUT/src"
+if git -C "$SRC_ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  (cd "$SRC_ROOT" && git ls-files -z --cached | tar --null -T - -cf -) | tar -xf - -C "$OUT/src"
+else
+  tar -C "$SRC_ROOT" --exclude='./build*' --exclude='./.git' -cf - . | tar -xf - -C "$OUT/src"
+fi
+rm -f "$OUT"/*.deb "$OUT"/*.buildinfo "$OUT"/*.changes
+
+cd "$OUT/src"
+# The output lands in the parent directory, OUT.
+nice dpkg-buildpackage -us -uc -b -j"$JOBS"
+ls -l "$OUT"/*.deb
