@@ -45,20 +45,26 @@ find_mirror() {
   for f in /etc/apt/sources.list.d/*.sources; do
     [ -f "$f" ] || continue
     awk '
-      /^[ \t]*$/ { if (uri != "" && suites ~ /(^| )bookworm( |$)/) { print uri; exit } uri = ""; suites = "" }
+      function out() { if (uri != "" && suites ~ / bookworm(-security)?( |$)/) print uri; uri = ""; suites = "" }
+      /^[ \t]*$/ { out() }
       /^URIs:/ { uri = $2 }
       /^Suites:/ { $1 = ""; suites = $0 " " }
-      END { if (uri != "" && suites ~ /(^| )bookworm( |$)/) print uri }' "$f"
+      END { out() }' "$f"
   done
   for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
     [ -f "$f" ] || continue
-    awk '$1 == "deb" && $0 !~ /security/ {
-           for (i = 2; i <= NF; i++) if ($i !~ /^\[/ && $(i+1) == "bookworm") { print $i; exit } }' "$f"
+    awk '$1 == "deb" {
+           for (i = 2; i < NF; i++)
+             if ($i !~ /^\[/ && ($(i+1) == "bookworm" || $(i+1) == "bookworm-security")) { print $i; next } }' "$f"
   done
 }
-MIRROR=$(find_mirror | head -n 1)
+MIRROR=$(find_mirror | grep -v security | head -n 1)
 [ -n "$MIRROR" ] || MIRROR=http://deb.debian.org/debian
-echo "mirror: $MIRROR"
+# The security archive too: the packages are built against this machine's
+# libraries, which may come from bookworm-security (a newer libxen, say).
+SECURITY=$(find_mirror | grep security | head -n 1)
+[ -n "$SECURITY" ] || SECURITY=http://deb.debian.org/debian-security
+echo "mirror: $MIRROR, security: $SECURITY"
 if command -v curl >/dev/null 2>&1; then
   curl -sfI --max-time 15 "$MIRROR/dists/bookworm/Release" >/dev/null ||
     skip "the mirror $MIRROR is unreachable (no network?)"
@@ -111,6 +117,11 @@ fi
 
 mount -t proc proc "$ROOT/proc"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+cat > "$ROOT/etc/apt/sources.list" <<SOURCES
+deb $MIRROR bookworm main
+deb $MIRROR bookworm-updates main
+deb $SECURITY bookworm-security main
+SOURCES
 # No service starts inside the root (policy-rc.d), whatever the scripts do.
 printf '#!/bin/sh\nexit 101\n' > "$ROOT/usr/sbin/policy-rc.d"
 chmod 755 "$ROOT/usr/sbin/policy-rc.d"
@@ -181,7 +192,11 @@ case "$rc:$out" in
   1:*"cannot open platform xen"*) CHECKS=$((CHECKS + 1)); echo "ok   the default vnvramd.conf parses" ;;
   *) echo "$out"; fail "vnvramd --config /etc/vnvram/vnvramd.conf: exit $rc" ;;
 esac
-check_out "libvnvram.so resolves" "libvnvram.so.0" sh -c 'ldd /usr/bin/vnvram-frontd'
+check "libvnvram.so.0's dependencies resolve" \
+  sh -c 'l=$(ls /usr/lib/*/libvnvram.so.0) && ldd "$l" > /tmp/ldd && ! grep -q "not found" /tmp/ldd'
+for b in /usr/sbin/vnvramd /usr/bin/nvram-tool /usr/bin/vnvram-frontd /usr/bin/vnvram-journal; do
+  check "$b: every library resolves" sh -c "ldd $b > /tmp/ldd && ! grep -q 'not found' /tmp/ldd"
+done
 check_out "vnvram.pc" "Version: $VERSION" sh -c 'cat /usr/lib/*/pkgconfig/vnvram.pc'
 check "headers" test -s /usr/include/vnvram/vnvram.h
 # Purge removes the conffiles.

@@ -5,6 +5,7 @@
 # a plain copy without build directories when this is not a git checkout)
 # into OUT_DIR/src, runs dpkg-buildpackage -us -uc -b there with JOBS
 # parallel jobs, and leaves the .debs (and .buildinfo/.changes) in OUT_DIR.
+# VNVRAM_DEB_DBGSYM=1 also builds the -dbgsym packages.
 set -eu
 OUT=$1
 JOBS=${2:-$(nproc 2>/dev/null || echo 2)}
@@ -26,9 +27,15 @@ if git -C "$SRC_ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 else
   tar -C "$SRC_ROOT" --exclude='./build*' --exclude='./.git' -cf - . | tar -xf - -C "$OUT/src"
 fi
-rm -f "$OUT"/*.deb "$OUT"/*.buildinfo "$OUT"/*.changes
+rm -f "$OUT"/*.deb "$OUT"/*.ddeb "$OUT"/*.buildinfo "$OUT"/*.changes
 
 cd "$OUT/src"
+# No -dbgsym packages unless VNVRAM_DEB_DBGSYM=1: they double the packaging
+# time (dwz, objcopy) and the tests do not need them.
+if [ "${VNVRAM_DEB_DBGSYM:-0}" != 1 ]; then
+  DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:+$DEB_BUILD_OPTIONS }noddebs"
+  export DEB_BUILD_OPTIONS
+fi
 # The output lands in the parent directory, OUT.
 nice dpkg-buildpackage -us -uc -b -j"$JOBS"
 ls -l "$OUT"/*.deb
