@@ -7,7 +7,7 @@
 #   dist/deb-install-test.sh --deb-dir DIR [--cache DIR]
 #
 # --deb-dir  where the .debs are; built there (dist/make-deb.sh) when
-#            missing
+#            missing or older than a tracked source file
 # --cache    keeps the debootstrapped root as a tarball, so that a second
 #            run only unpacks it (default: DIR/../deb-root-cache)
 # Exit 0: every check passed; 1: one failed; 77 (skip, with the reason):
@@ -76,7 +76,14 @@ fi
 # The packages: built when missing.
 debs() { ls "$DEB_DIR"/vnvram-backend_*.deb "$DEB_DIR"/vnvram-frontend_*.deb \
             "$DEB_DIR"/libvnvram-dev_*.deb 2>/dev/null; }
-if [ "$(debs | wc -l)" -ne 3 ]; then
+# Stale: a tracked source file is newer than the packages.
+stale() {
+  git -C "$SRC_ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1 || return 1
+  oldest=$(debs | xargs stat -c %Y | sort -n | head -n 1)
+  newest=$(cd "$SRC_ROOT" && git ls-files -z | xargs -0 stat -c %Y 2>/dev/null | sort -n | tail -n 1)
+  [ -n "$newest" ] && [ -n "$oldest" ] && [ "$newest" -gt "$oldest" ]
+}
+if [ "$(debs | wc -l)" -ne 3 ] || stale; then
   echo "== building the packages (dist/make-deb.sh $DEB_DIR)"
   "$SRC_ROOT/dist/make-deb.sh" "$DEB_DIR" || fail "make-deb failed"
   echo "   built in $(elapsed)"
