@@ -36,6 +36,12 @@ if [ "${VNVRAM_DEB_DBGSYM:-0}" != 1 ]; then
   DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:+$DEB_BUILD_OPTIONS }noddebs"
   export DEB_BUILD_OPTIONS
 fi
+# debhelper (compat 13) points HOME at a directory inside the build tree:
+# keep ccache's cache where it is, so that a second build hits it.
+if command -v ccache >/dev/null 2>&1 && [ -z "${CCACHE_DIR:-}" ]; then
+  CCACHE_DIR=$(ccache -k cache_dir 2>/dev/null || echo "$HOME/.cache/ccache")
+  export CCACHE_DIR
+fi
 # The output lands in the parent directory, OUT.
 nice dpkg-buildpackage -us -uc -b -j"$JOBS"
 ls -l "$OUT"/*.deb
