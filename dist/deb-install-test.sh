@@ -206,6 +206,18 @@ for b in /usr/sbin/vnvramd /usr/bin/nvram-tool /usr/bin/vnvram-frontd /usr/bin/v
 done
 check_out "vnvram.pc" "Version: $VERSION" sh -c 'cat /usr/lib/*/pkgconfig/vnvram.pc'
 check "headers" test -s /usr/include/vnvram/vnvram.h
+# The logrotate snippet is valid and rotates by renaming: the old lines
+# move to vnvramd.log.1, a new vnvramd.log (0640) is created for the
+# daemon to reopen on SIGHUP.
+in_root apt-get install -y -q --no-install-recommends logrotate > "$WORK/logrotate.log" 2>&1 ||
+  { tail -n 20 "$WORK/logrotate.log"; fail "apt-get install logrotate"; }
+check "logrotate -d /etc/logrotate.d/vnvram" logrotate -d /etc/logrotate.d/vnvram
+check "logrotate rotates /var/log/vnvram/vnvramd.log" sh -c '
+  mkdir -p /var/log/vnvram && echo "line before rotation" > /var/log/vnvram/vnvramd.log &&
+  logrotate -f -s /tmp/logrotate.state /etc/logrotate.d/vnvram &&
+  grep -q "line before rotation" /var/log/vnvram/vnvramd.log.1 &&
+  test -f /var/log/vnvram/vnvramd.log && ! test -s /var/log/vnvram/vnvramd.log &&
+  test "$(stat -c %a /var/log/vnvram/vnvramd.log)" = 640'
 # Purge removes the conffiles.
 check "apt-get purge vnvram-backend" apt-get purge -y -q vnvram-backend
 check "purge removed /etc/vnvram/vnvramd.conf" sh -c '! test -e /etc/vnvram/vnvramd.conf'
