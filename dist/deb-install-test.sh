@@ -79,7 +79,13 @@ debs() { ls "$DEB_DIR"/vnvram-backend_*.deb "$DEB_DIR"/vnvram-frontend_*.deb \
 # Stale: a tracked source file is newer than the packages.
 stale() {
   git -C "$SRC_ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1 || return 1
-  oldest=$(debs | xargs stat -c %Y | sort -n | head -n 1)
+  # The time the sources were exported (a file edited during a build is
+  # not in its packages), else the oldest package.
+  if [ -f "$DEB_DIR/source.stamp" ]; then
+    oldest=$(stat -c %Y "$DEB_DIR/source.stamp")
+  else
+    oldest=$(debs | xargs stat -c %Y | sort -n | head -n 1)
+  fi
   newest=$(cd "$SRC_ROOT" && git ls-files -z | xargs -0 stat -c %Y 2>/dev/null | sort -n | tail -n 1)
   [ -n "$newest" ] && [ -n "$oldest" ] && [ "$newest" -gt "$oldest" ]
 }

@@ -22,6 +22,9 @@ done
 
 rm -rf "$OUT/src"
 mkdir -p "$OUT/src"
+# When the sources were taken (the install test rebuilds packages older
+# than a tracked file).
+touch "$OUT/source.stamp"
 if git -C "$SRC_ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   (cd "$SRC_ROOT" && git ls-files -z --cached | tar --null -T - -cf -) | tar -xf - -C "$OUT/src"
 else
