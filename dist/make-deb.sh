@@ -5,7 +5,8 @@
 # a plain copy without build directories when this is not a git checkout)
 # into OUT_DIR/src, runs dpkg-buildpackage -us -uc -b there with JOBS
 # parallel jobs, and leaves the .debs (and .buildinfo/.changes) in OUT_DIR.
-# VNVRAM_DEB_DBGSYM=1 also builds the -dbgsym packages.
+# VNVRAM_DEB_DBGSYM=1 also builds the -dbgsym packages; OUT_DIR/src is
+# removed after a successful build unless VNVRAM_DEB_KEEP_SRC=1.
 set -eu
 OUT=$1
 JOBS=${2:-$(nproc 2>/dev/null || echo 2)}
@@ -47,4 +48,8 @@ if command -v ccache >/dev/null 2>&1 && [ -z "${CCACHE_DIR:-}" ]; then
 fi
 # The output lands in the parent directory, OUT.
 nice dpkg-buildpackage -us -uc -b -j"$JOBS"
+# The build tree is about 1 GB: kept only after a failure (set -e) or when
+# asked (VNVRAM_DEB_KEEP_SRC=1).
+cd "$OUT"
+[ "${VNVRAM_DEB_KEEP_SRC:-0}" = 1 ] || rm -rf "$OUT/src"
 ls -l "$OUT"/*.deb
