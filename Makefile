@@ -4,6 +4,8 @@
 #   make test       build, then run every test tier; ends with ctest's summary
 #   make deps       install the Debian packages the project needs
 #   make install    install into $(DESTDIR)$(PREFIX)
+#   make deb        Debian packages with dpkg-buildpackage, in $(BUILD)/deb/
+#   make deb-test   build them and install them into a fresh Debian 12 root
 #   make format     clang-format the tree;  make lint: clang-format + clang-tidy checks
 #   make lab        the Xen lab: real Xen under qemu (docs/lab.md)
 #   make lab-bench  persist latency ratios on real Xen under qemu (docs/lab.md)
@@ -39,8 +41,12 @@ build: configure
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)
 
-install: build
-	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
+# Reconfigures with PREFIX first: the units and the default config name
+# installed paths (ExecStart=, the vault directory) fixed at configure time.
+install: configure
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	cmake --build $(BUILD) -j$(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
 
 format:
 	clang-format -i $(SOURCES)
@@ -51,6 +57,17 @@ lint: configure
 
 clean:
 	rm -rf $(BUILD)
+
+# Debian packages (docs/packaging.md): the tracked tree exported into
+# $(BUILD)/deb/src, dpkg-buildpackage -b there, the .debs in $(BUILD)/deb/.
+.PHONY: deb deb-test
+deb: deps-if-missing
+	dist/make-deb.sh $(BUILD)/deb $(JOBS)
+
+# Installs the packages into a fresh debootstrap root and runs them there
+# (exit 77: cannot run here, e.g. not root or no network).
+deb-test: deb
+	dist/deb-install-test.sh --deb-dir $(BUILD)/deb --cache $(BUILD)/deb-root-cache
 
 .PHONY: demo
 demo: configure

@@ -14,6 +14,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/service_notify.h"
 #include "xenstore-schema/schema.h"
 
 namespace vnvram::backend {
@@ -282,6 +283,10 @@ Status Daemon::Run(int signal_fd, int ready_fd) {
   VNVRAM_RETURN_IF_ERROR(PublishDaemonKeys(dk::kStatusRunning).WithContext("daemon keys"));
   spdlog::info("serving {} as domain {}, host {}, {} device(s)", schema::BackendRoot(self_), self_,
                config_.host_id, devices_.size());
+  if (Status n = service::NotifyReady(fmt::format("serving {} device(s)", devices_.size()));
+      !n.ok()) {
+    spdlog::warn("cannot notify the service manager: {}", n.ToString());
+  }
   if (ready_fd >= 0) {
     const char byte = 'R';
     while (::write(ready_fd, &byte, 1) < 0 && errno == EINTR) {
@@ -308,6 +313,7 @@ Status Daemon::Run(int signal_fd, int ready_fd) {
       break;
     }
     bool rescan = false;
+    bool reload = false;
     if (n > 0 && fds[1].revents != 0) {
       signalfd_siginfo si{};
       while (::read(signal_fd, &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si))) {
@@ -315,10 +321,20 @@ Status Daemon::Run(int signal_fd, int ready_fd) {
           case SIGTERM:
           case SIGINT:
             spdlog::info("signal {}: stopping", si.ssi_signo);
+            if (Status n = service::NotifyStopping(); !n.ok()) {
+              spdlog::warn("cannot notify the service manager: {}", n.ToString());
+            }
             stop = true;
             break;
           case SIGHUP:
-            spdlog::info("SIGHUP: rescanning devices");
+            // logrotate renamed the log file (or an operator asks for a
+            // rescan, systemctl reload): reopen the log, then rescan.
+            (void)service::NotifyReloading();  // READY=1 follows
+            reload = true;
+            if (Status r = log::Reopen(); !r.ok()) {
+              spdlog::error("SIGHUP: cannot reopen the log: {}", r.ToString());
+            }
+            spdlog::info("SIGHUP: log reopened, rescanning devices");
             rescan = true;
             break;
           case SIGUSR1:
@@ -343,6 +359,9 @@ Status Daemon::Run(int signal_fd, int ready_fd) {
     }
     if (!result.ok()) break;
     if (rescan) Rescan();
+    if (reload) {
+      (void)service::NotifyReady(fmt::format("serving {} device(s)", devices_.size()));
+    }
     for (const DeviceKey& key : touched) Reconcile(key.first, key.second);
     if (n > 0 && fds[2].revents != 0) {
       uint64_t count = 0;

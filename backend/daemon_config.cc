@@ -20,6 +20,7 @@ constexpr std::string_view kKeyVaultDir = "vault-dir";
 constexpr std::string_view kKeyHostId = "host-id";  // schema-lint: allow (config key)
 constexpr std::string_view kKeyVaultInterval = "vault-interval";
 constexpr std::string_view kKeyLogLevel = "log-level";
+constexpr std::string_view kKeyLogFile = "log-file";
 constexpr std::string_view kKeyStatsInterval = "stats-interval-ms";
 constexpr std::string_view kKeyMaxRingPageOrder = "max-ring-page-order";  // schema-lint: allow
 constexpr std::string_view kKeyCopyMode = "copy-mode";
@@ -78,6 +79,12 @@ Status ApplyConfigValue(std::string_view key, std::string_view value, ConfigOver
     auto v = log::ParseLevel(value);
     if (!v.ok()) return BadValue(key, value, v.status());
     out->log_level = *v;
+  } else if (key == kKeyLogFile) {
+    // Absolute: a daemon's working directory is no place to guess.
+    if (value.empty() || value.front() != '/') {
+      return BadValue(key, value, Status::InvalidArgument("expected an absolute path"));
+    }
+    out->log_file = std::string(value);
   } else if (key == kKeyStatsInterval) {
     auto v = ParseU64InRange(value, 10, 3600 * 1000, "milliseconds");
     if (!v.ok()) return BadValue(key, value, v.status());
@@ -177,6 +184,7 @@ Result<DaemonConfig> MergeConfig(const ConfigOverrides& file, const ConfigOverri
   pick(file.host_id, cli.host_id, c.host_id);
   pick(file.vault_interval, cli.vault_interval, c.vault_interval);
   pick(file.log_level, cli.log_level, c.log_level);
+  pick(file.log_file, cli.log_file, c.log_file);
   pick(file.stats_interval, cli.stats_interval, c.stats_interval);
   pick(file.max_ring_page_order, cli.max_ring_page_order, c.max_ring_page_order);
   pick(file.copy_mode, cli.copy_mode, c.copy_mode);

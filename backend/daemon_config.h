@@ -21,6 +21,8 @@ struct DaemonConfig {
   std::string host_id;                     // default: the host name
   std::chrono::seconds vault_interval{0};  // 0: no periodic vault
   log::Level log_level = log::Level::kInfo;
+  // Lines appended to this file (reopened on SIGHUP); empty: stderr.
+  std::string log_file;
   std::chrono::milliseconds stats_interval{1000};
   uint32_t max_ring_page_order = 4;  // <= VNVRAMIF_MAX_RING_PAGE_ORDER
   bool copy_mode = true;             // offer feature-copy-mode
@@ -45,6 +47,7 @@ struct ConfigOverrides {
   std::optional<std::string> host_id;
   std::optional<std::chrono::seconds> vault_interval;
   std::optional<log::Level> log_level;
+  std::optional<std::string> log_file;
   std::optional<std::chrono::milliseconds> stats_interval;
   std::optional<uint32_t> max_ring_page_order;
   std::optional<bool> copy_mode;

@@ -11,7 +11,8 @@ BOOST_AUTO_TEST_CASE(ParsesEveryKeyWithCommentsAndSpaces) {
   auto c = ParseConfigText(
       "# vnvramd\n\n platform = sim:/tmp/x:0 \nvault-dir=/var/lib/v\n"
       "vault-interval = 30\r\nlog-level = debug\nstats-interval-ms = 500\n"
-      "copy-mode = 0\nring-spin-us = 0\npersist-spin-us = 120\n",
+      "copy-mode = 0\nring-spin-us = 0\npersist-spin-us = 120\n"
+      "log-file = /var/log/vnvram/vnvramd.log\n",
       "t.conf");
   BOOST_TEST_REQUIRE(c.ok(), c.status().ToString());
   BOOST_TEST(*c->platform == "sim:/tmp/x:0");
@@ -22,6 +23,7 @@ BOOST_AUTO_TEST_CASE(ParsesEveryKeyWithCommentsAndSpaces) {
   BOOST_TEST(*c->copy_mode == false);
   BOOST_TEST(c->ring_spin->count() == 0);
   BOOST_TEST(c->persist_spin->count() == 120);
+  BOOST_TEST(*c->log_file == "/var/log/vnvram/vnvramd.log");
 }
 
 BOOST_AUTO_TEST_CASE(ErrorsNameTheFileLineKeyAndValue) {
@@ -29,16 +31,19 @@ BOOST_AUTO_TEST_CASE(ErrorsNameTheFileLineKeyAndValue) {
     const char* text;
     const char* expect;
   };
-  for (const Case c : {Case{"bogus = 1\n", "t.conf:1: unknown key 'bogus'"},
-                       Case{"\nvault-interval = -1\n", "t.conf:2: vault-interval = '-1'"},
-                       Case{"vault-interval = 99999999\n", "vault-interval = '99999999'"},
-                       Case{"log-level = loud\n", "log-level = 'loud'"},
-                       Case{"platform = kvm\n", "platform = 'kvm'"},
-                       Case{"copy-mode = yes\n", "copy-mode = 'yes'"},
-                       Case{"ring-spin-us = 100001\n", "ring-spin-us = '100001'"},
-                       Case{"vault-dir = \n", "vault-dir = ''"},
-                       Case{"platform\n", "expected 'key = value'"}, Case{" = x\n", "missing key"},
-                       Case{"log-level = info\nlog-level = info\n", "given twice"}}) {
+  for (const Case c :
+       {Case{"bogus = 1\n", "t.conf:1: unknown key 'bogus'"},
+        Case{"\nvault-interval = -1\n", "t.conf:2: vault-interval = '-1'"},
+        Case{"vault-interval = 99999999\n", "vault-interval = '99999999'"},
+        Case{"log-level = loud\n", "log-level = 'loud'"},
+        Case{"platform = kvm\n", "platform = 'kvm'"},
+        Case{"copy-mode = yes\n", "copy-mode = 'yes'"},
+        Case{"ring-spin-us = 100001\n", "ring-spin-us = '100001'"},
+        Case{"vault-dir = \n", "vault-dir = ''"},
+        Case{"log-file = vnvramd.log\n", "log-file = 'vnvramd.log': expected an absolute path"},
+        Case{"log-file =\n", "log-file = ''"}, Case{"platform\n", "expected 'key = value'"},
+        Case{" = x\n", "missing key"},
+        Case{"log-level = info\nlog-level = info\n", "given twice"}}) {
     auto r = ParseConfigText(c.text, "t.conf");
     BOOST_TEST_REQUIRE(!r.ok(), c.text);
     BOOST_TEST(r.status().message().find(c.expect) != std::string::npos, r.status().message());
@@ -56,6 +61,12 @@ BOOST_AUTO_TEST_CASE(CommandLineWinsAndRequiredSettingsAreChecked) {
   BOOST_TEST(c->vault_dir == "/b");
   BOOST_TEST(c->platform == "xen");
   BOOST_TEST(!c->host_id.empty());
+  BOOST_TEST(c->log_file.empty());  // default: stderr
+  BOOST_TEST_REQUIRE(ApplyConfigValue("log-file", "/var/log/a.log", &file).ok());
+  BOOST_TEST_REQUIRE(ApplyConfigValue("log-file", "/tmp/b.log", &cli).ok());
+  c = MergeConfig(file, cli);
+  BOOST_TEST_REQUIRE(c.ok(), c.status().ToString());
+  BOOST_TEST(c->log_file == "/tmp/b.log");
   BOOST_TEST(!MergeConfig({}, cli).ok());
   BOOST_TEST(MergeConfig(file, {}).ok());
 }

@@ -21,6 +21,7 @@
 #include "backend/replication/engine.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/service_notify.h"
 #include "common/unique_fd.h"
 
 namespace vnvram::backend {
@@ -153,6 +154,11 @@ int RunReplicaOnly(const DaemonConfig& config, int signal_fd, int ready_fd) {
                endpoint, config.vault_dir, mine.size(), list.empty() ? "" : ": ", list);
   StatusLogger status_log;
   status_log.Log((*engine)->GetStatus());
+  if (vnvram::Status n =
+          vnvram::service::NotifyReady(fmt::format("replica-only, {} volume(s)", mine.size()));
+      !n.ok()) {
+    spdlog::warn("cannot notify the service manager: {}", n.ToString());
+  }
   WriteReady(ready_fd);
 
   const vnvram::Clock& clock = vnvram::SystemClock::Instance();
@@ -180,7 +186,20 @@ int RunReplicaOnly(const DaemonConfig& config, int signal_fd, int ready_fd) {
           case SIGTERM:
           case SIGINT:
             spdlog::info("signal {}: stopping", si.ssi_signo);
+            if (vnvram::Status n = vnvram::service::NotifyStopping(); !n.ok()) {
+              spdlog::warn("cannot notify the service manager: {}", n.ToString());
+            }
             stop = true;
+            break;
+          case SIGHUP:
+            // Nothing to rescan without devices; logrotate wants the log reopened.
+            (void)vnvram::service::NotifyReloading();
+            if (vnvram::Status r = vnvram::log::Reopen(); !r.ok()) {
+              spdlog::error("SIGHUP: cannot reopen the log: {}", r.ToString());
+            } else {
+              spdlog::info("SIGHUP: log reopened");
+            }
+            (void)vnvram::service::NotifyReady("replica-only");
             break;
           case SIGUSR1:
             spdlog::info("SIGUSR1: vaulting every copy");
@@ -188,7 +207,7 @@ int RunReplicaOnly(const DaemonConfig& config, int signal_fd, int ready_fd) {
               spdlog::error("vault failed: {}", s.ToString());
             }
             break;
-          default: break;  // SIGHUP: nothing to rescan without devices
+          default: break;
         }
       }
     }

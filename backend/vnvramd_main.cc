@@ -2,7 +2,8 @@
 // foreground, logs to stderr. See docs/backend.md.
 //
 //   vnvramd --platform sim:<dir>:<domid>|xen --vault-dir D [--config F]
-//           [--host-id NAME] [--vault-interval S] [--log-level L] [--ready-fd N]
+//           [--host-id NAME] [--vault-interval S] [--log-level L] [--log-file F]
+//           [--ready-fd N]
 //           [--cluster FILE [--key-file FILE] [--persist-timeout-ms MS]
 //            [--persist-spin-us US] [--ring-spin-us US]]
 //   vnvramd --replica-only --cluster FILE --vault-dir D [--host-id NAME]
@@ -48,8 +49,8 @@ int ConfigError(const std::string& msg) {
 
 int Main(int argc, char** argv) {
   CLI::App app{"vnvramd: vnvram backend daemon"};
-  std::string config_path, platform, vault_dir, host_id, log_level, vault_interval, cluster,
-      key_file, persist_timeout, persist_spin, ring_spin;
+  std::string config_path, platform, vault_dir, host_id, log_level, log_file, vault_interval,
+      cluster, key_file, persist_timeout, persist_spin, ring_spin;
   int ready_fd = -1;
   bool replica_only = false;
   app.add_option("--config", config_path, "config file of 'key = value' lines");
@@ -58,6 +59,8 @@ int Main(int argc, char** argv) {
   app.add_option("--host-id", host_id, "this host's id (default: host name)");
   app.add_option("--vault-interval", vault_interval, "seconds between periodic vaults (0: off)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
+  app.add_option("--log-file", log_file,
+                 "append log lines to this file (reopened on SIGHUP) instead of stderr");
   app.add_option("--cluster", cluster, "replication cluster file (JSON, docs/replication.md)");
   app.add_option("--key-file", key_file, "this host's CurveZMQ key pair (nvram-tool keygen)");
   app.add_option("--persist-timeout-ms", persist_timeout,
@@ -95,6 +98,7 @@ int Main(int argc, char** argv) {
                         {"host-id", host_id},  // schema-lint: allow (option name)
                         {"vault-interval", vault_interval},
                         {"log-level", log_level},
+                        {"log-file", log_file},
                         {"cluster", cluster},
                         {"key-file", key_file},
                         {"persist-timeout-ms", persist_timeout},
@@ -128,7 +132,12 @@ int Main(int argc, char** argv) {
     if (!keys.ok()) return ConfigError(keys.status().message());
   }
 
-  vnvram::log::Init("vnvramd", config->log_level);
+  if (config->log_file.empty()) {
+    vnvram::log::Init("vnvramd", config->log_level);
+  } else if (Status s = vnvram::log::InitToFile("vnvramd", config->log_level, config->log_file);
+             !s.ok()) {
+    return ConfigError(s.ToString());
+  }
 
   // Signals arrive through a signalfd; block them before any thread starts
   // so every thread inherits the mask.

@@ -3,11 +3,17 @@
 # Builds one Boost.Test executable (dynamic Boost.Test, main provided by the
 # library) and registers it with ctest. A test that needs a facility the
 # machine lacks exits with code 77 after printing the reason; ctest then
-# reports it as skipped, never as passed.
+# reports it as skipped, never as passed. With BUILD_TESTING=OFF the
+# executable is still defined (so a directory's test-only settings on it
+# stay valid) but left out of "all" and not registered with ctest.
 set(VNVRAM_SKIP_CODE 77)
 
 function(vnvram_add_test)
   cmake_parse_arguments(T "" "NAME;TIMEOUT" "SOURCES;LIBS;LABELS;ENV" ${ARGN})
+  if(NOT BUILD_TESTING)
+    add_executable(${T_NAME} EXCLUDE_FROM_ALL ${T_SOURCES})
+    return()
+  endif()
   add_executable(${T_NAME} ${T_SOURCES})
   target_compile_definitions(${T_NAME} PRIVATE BOOST_TEST_DYN_LINK
                              VNVRAM_BIN_DIR="${CMAKE_BINARY_DIR}/bin"

@@ -1,7 +1,8 @@
 // Logging: spdlog underneath (Debian's libspdlog), one line per event on
-// stderr, each line prefixed with the program and, where one applies, the
-// context it concerns ("dom 3 dev 0"). Init() once at program start; the
-// logging calls are thread-safe (spdlog's _mt sinks).
+// stderr (journald under systemd) or appended to a log file, each line
+// prefixed with the program and, where one applies, the context it concerns
+// ("dom 3 dev 0"). Init() or InitToFile() once at program start; the
+// logging calls and Reopen() are thread-safe (spdlog's _mt sinks).
 #pragma once
 
 #include <spdlog/spdlog.h>
@@ -17,6 +18,12 @@ enum class Level { kTrace, kDebug, kInfo, kWarn, kError, kOff };
 
 // Sets the program name shown on every line and the minimum level.
 void Init(std::string_view program, Level level = Level::kInfo);
+// Like Init(), but the lines are appended to `path` (created 0640 when
+// missing; see ReopenableFileSink). Fails when the file cannot be opened.
+Status InitToFile(std::string_view program, Level level, const std::string& path);
+// Reopens the log file of InitToFile() (logrotate renamed it: the next
+// lines go to a new file at its path). Ok and nothing when logging to stderr.
+Status Reopen();
 void SetLevel(Level level);
 // "trace", "debug", "info", "warn", "error", "off".
 Result<Level> ParseLevel(std::string_view s);

@@ -15,6 +15,8 @@ PACKAGES="
   spin
   gnuplot-nox
   qemu-utils libnbd-bin
+  libsystemd-dev
+  debhelper dpkg-dev fakeroot debootstrap
 "
 
 missing() {

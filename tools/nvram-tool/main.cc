@@ -21,6 +21,7 @@
 //   nvram-tool --version
 //   nvram-tool [--platform SPEC] create CFG [--xl PATH] [--timeout S] [-- XL-OPTIONS]
 //   nvram-tool [--platform SPEC] watch [--config-dir DIR] [--ready-fd FD]
+//              [--close-timeout S] [--log-file FILE]
 //   nvram-tool inspect --cluster FILE --host ID --volume <uuid> --offset O
 //              --length L [--key-file FILE] [--timeout-ms N] [--hex]
 //

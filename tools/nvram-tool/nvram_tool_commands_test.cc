@@ -673,6 +673,7 @@ BOOST_AUTO_TEST_CASE(BashCompletionOffersSubcommandsAndTheirOptions) {
   BOOST_TEST(Complete({"nvram-tool", "status", "--d"}) == "--domain\n");
   BOOST_TEST(Complete({"nvram-tool", "--v"}) == "--version\n");
   BOOST_TEST(Complete({"nvram-tool", "watch", "--c"}) == "--config-dir\n--close-timeout\n");
+  BOOST_TEST(Complete({"nvram-tool", "watch", "--l"}) == "--log-file\n");
 }
 
 }  // namespace

@@ -1,12 +1,15 @@
 #include "tools/nvram-tool/watcher.h"
 
 #include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <utility>
 
+#include "common/service_notify.h"
 #include "tools/nvram-tool/config_devices.h"
 #include "tools/nvram-tool/vnvram_config.h"
 #include "xenstore-schema/schema.h"
@@ -108,13 +111,19 @@ Status Watcher::OnRelease() {
   return Status::Ok();
 }
 
-Status Watcher::Run(int stop_fd) {
+Status Watcher::Run(int signal_fd) {
   VNVRAM_RETURN_IF_ERROR(xs_.Watch(platform::kIntroduceDomainWatch, kIntroToken));
   VNVRAM_RETURN_IF_ERROR(xs_.Watch(platform::kReleaseDomainWatch, kReleaseToken));
   VNVRAM_RETURN_IF_ERROR(OnRelease());
   VNVRAM_RETURN_IF_ERROR(OnIntroduce());
   std::fprintf(out_, "watching for domains (configs in %s)\n", options_.config_dir.c_str());
   std::fflush(out_);
+  if (Status n =
+          service::NotifyReady("watching for domains (configs in " + options_.config_dir + ")");
+      !n.ok()) {
+    std::fprintf(err_, "nvram-tool watch: cannot notify the service manager: %s\n",
+                 n.ToString().c_str());
+  }
   if (options_.ready_fd >= 0) {
     const char byte = 'R';
     while (::write(options_.ready_fd, &byte, 1) < 0 && errno == EINTR) {
@@ -122,12 +131,23 @@ Status Watcher::Run(int stop_fd) {
     ::close(options_.ready_fd);
   }
   for (;;) {
-    pollfd fds[2] = {{stop_fd, POLLIN, 0}, {xs_.WatchFd(), POLLIN, 0}};
+    pollfd fds[2] = {{signal_fd, POLLIN, 0}, {xs_.WatchFd(), POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
       return Status::FromErrno(errno, "poll");
     }
-    if ((fds[0].revents & POLLIN) != 0) return Status::Ok();
+    if ((fds[0].revents & POLLIN) != 0) {
+      signalfd_siginfo si{};
+      if (::read(signal_fd, &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si)) &&
+          si.ssi_signo == SIGHUP) {
+        (void)service::NotifyReloading();
+        if (options_.on_hangup) options_.on_hangup();
+        (void)service::NotifyReady("watching for domains (configs in " + options_.config_dir + ")");
+        continue;
+      }
+      (void)service::NotifyStopping();  // nothing else to tell when it fails
+      return Status::Ok();
+    }
     bool intro = false;
     bool release = false;
     for (;;) {

@@ -2,12 +2,14 @@
 // @introduceDomain it finds each new domain's config by convention
 // (CONFIG_DIR/<domain name>.cfg), parses its vnvram= and attaches every
 // path; on @releaseDomain it removes the vnvram nodes of every domain that
-// no longer exists (so `xl destroy` and `xl shutdown` leave none). One
-// owner; runs on the calling thread until stop_fd is readable.
+// no longer exists (so `xl destroy` and `xl shutdown` leave none). Tells
+// systemd (NOTIFY_SOCKET) when it is watching and when it stops. One
+// owner; runs on the calling thread until SIGTERM or SIGINT arrives.
 #pragma once
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <set>
 #include <string>
 
@@ -26,6 +28,9 @@ struct WatcherOptions {
   // Written one byte and closed once the watches are set and the first
   // scan is done (-1: none).
   int ready_fd = -1;
+  // Called on SIGHUP (e.g. to reopen a log file after logrotate); may be
+  // empty.
+  std::function<void()> on_hangup;
 };
 
 class Watcher {
@@ -39,9 +44,9 @@ class Watcher {
   Status OnIntroduce();
   // Reaps the vnvram nodes of every frontend domain that is gone.
   Status OnRelease();
-  // Watches, scans, signals ready, then serves events until `stop_fd`
-  // (a signalfd) is readable.
-  Status Run(int stop_fd);
+  // Watches, scans, signals ready, then serves events until SIGTERM or
+  // SIGINT arrives on `signal_fd` (a signalfd for those and SIGHUP).
+  Status Run(int signal_fd);
 
  private:
   void HandleNewDomain(DomId d);

@@ -28,6 +28,20 @@ int Fail(const Status& s) {
   return 1;
 }
 
+// Points stdout and stderr (the watcher's lines and the tool's log) at
+// `path`, opened for appending; called again after logrotate renamed it.
+Status RedirectOutputTo(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) return Status::FromErrno(errno, "open log file " + path);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const bool ok = ::dup2(fd, STDOUT_FILENO) >= 0 && ::dup2(fd, STDERR_FILENO) >= 0;
+  const int err = errno;
+  ::close(fd);
+  if (!ok) return Status::FromErrno(err, "dup2");
+  return Status::Ok();
+}
+
 }  // namespace
 
 XlCommands::XlCommands(CLI::App& app, const std::string& platform_spec)
@@ -46,13 +60,16 @@ XlCommands::XlCommands(CLI::App& app, const std::string& platform_spec)
   watch_ = app.add_subcommand(
       "watch",
       "attach the vnvram= devices of each new domain whose config is CONFIG_DIR/NAME.cfg; "
-      "remove the vnvram nodes of domains that are gone; until SIGINT or SIGTERM");
+      "remove the vnvram nodes of domains that are gone; until SIGINT or SIGTERM (SIGHUP "
+      "reopens --log-file)");
   watch_->add_option("--config-dir", w_dir_,
                      "where configs are found (default " + std::string(kDefaultConfigDir) + ")");
   watch_->add_option("--ready-fd", w_ready_fd_,
                      "write one byte to this fd and close it once watching");
   watch_->add_option("--close-timeout", w_close_timeout_,
                      "seconds a dead domain's backends get to close (default 5)");
+  watch_->add_option("--log-file", w_log_file_,
+                     "append output to this file (reopened on SIGHUP) instead of stdout/stderr");
 }
 
 std::optional<int> XlCommands::RunIfParsed() {
@@ -121,12 +138,27 @@ int XlCommands::Watch() {
   if (::stat(o.config_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return Usage("--config-dir " + QuoteForError(o.config_dir, 200) + ": not a directory");
   }
+  if (!w_log_file_.empty()) {
+    if (w_log_file_.front() != '/') {
+      return Usage("--log-file " + QuoteForError(w_log_file_, 200) + ": not an absolute path");
+    }
+    if (Status s = RedirectOutputTo(w_log_file_); !s.ok()) return Usage(s.ToString());
+    o.on_hangup = [path = w_log_file_] {
+      if (Status s = RedirectOutputTo(path); !s.ok()) {
+        std::fprintf(stderr, "nvram-tool watch: SIGHUP: %s\n", s.ToString().c_str());
+      } else {
+        std::printf("SIGHUP: log file reopened\n");
+        std::fflush(stdout);
+      }
+    };
+  }
 
   // Before the platform starts a thread: every thread inherits the mask.
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGINT);
   sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGHUP);
   int sfd = -1;
   if (pthread_sigmask(SIG_BLOCK, &stop, nullptr) != 0 ||
       (sfd = signalfd(-1, &stop, SFD_CLOEXEC)) < 0) {

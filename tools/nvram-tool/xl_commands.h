@@ -32,7 +32,7 @@ class XlCommands {
   CLI::App* watch_ = nullptr;
   std::string c_config_, c_xl_, c_timeout_ = "30";
   std::vector<std::string> c_xl_args_;
-  std::string w_dir_, w_ready_fd_, w_close_timeout_ = "5";
+  std::string w_dir_, w_ready_fd_, w_close_timeout_ = "5", w_log_file_;
 };
 
 }  // namespace vnvram::tools

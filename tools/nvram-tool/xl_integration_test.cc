@@ -30,6 +30,7 @@
 #include "platform/sim/xenstored/testing/raw_xs_client.h"
 #include "platform/sim/xenstored/testing/xenstored_process.h"
 #include "tests/child_process.h"
+#include "tests/notify_listener.h"
 #include "xenstore-schema/schema.h"
 
 namespace vnvram {
@@ -452,6 +453,59 @@ BOOST_AUTO_TEST_CASE(BadOptions) {
   r = Tool({"watch", "--config-dir", (root / "configs").string(), "--close-timeout", "0"});
   BOOST_TEST(r.exit_code == 2, r.out);
   BOOST_TEST(OneLine(r.out), r.out);
+  r = Tool({"watch", "--config-dir", (root / "configs").string(), "--log-file", "w.log"});
+  BOOST_TEST(r.exit_code == 2, r.out);
+  BOOST_TEST(r.out.find("not an absolute path") != std::string::npos, r.out);
+  r = Tool({"watch", "--config-dir", (root / "configs").string(), "--log-file",
+            (root / "missing" / "w.log").string()});
+  BOOST_TEST(r.exit_code == 2, r.out);
+  BOOST_TEST(OneLine(r.out), r.out);
+}
+
+// Under systemd (Type=notify): READY=1 once watching, RELOADING=1 and
+// READY=1 around SIGHUP, which reopens --log-file after logrotate renamed
+// it, and STOPPING=1 on SIGTERM.
+BOOST_AUTO_TEST_CASE(NotifiesTheServiceManagerAndReopensItsLogOnSighup) {
+  auto listener = testing::NotifyListener::Create();
+  BOOST_TEST_REQUIRE(listener.ok(), listener.status().ToString());
+  testing::NotifyListener& notify = **listener;
+  const std::string log = (root / "watch.log").string();
+  BOOST_TEST_REQUIRE(::setenv("NOTIFY_SOCKET", notify.path().c_str(), 1) == 0);
+  WatchProcess w(*this, {"--log-file", log});
+  ::unsetenv("NOTIFY_SOCKET");
+  auto wait = [&](std::string_view assignment) {
+    auto m = notify.WaitFor(assignment, kWait);
+    BOOST_TEST_REQUIRE(m.ok(), m.status().ToString() + "\n" + notify.transcript());
+    return *m;
+  };
+  const std::string ready = wait("READY=1");
+  BOOST_TEST(ready.find("STATUS=watching for domains") != std::string::npos, ready);
+
+  BOOST_TEST_REQUIRE(::rename(log.c_str(), (log + ".1").c_str()) == 0);
+  BOOST_TEST_REQUIRE(::kill(w.child->pid(), SIGHUP) == 0);
+  wait("RELOADING=1");
+  wait("READY=1");
+  // A domain handled after the reopen: its line is in the new file.
+  WriteFile((root / "configs" / "late.cfg").string(),
+            "vnvram = [ 'volume=" + std::string(kVol) + ", size=1M' ]\n");
+  MakeDomain(12, "late");
+  Introduce(12);
+  // The watcher attached it (vnvramd answered): its line was written before
+  // the watcher next polls for signals.
+  BOOST_TEST_REQUIRE(BackendState(12, 0) == "2");
+  BOOST_TEST_REQUIRE(::kill(w.child->pid(), SIGTERM) == 0);
+  wait("STOPPING=1");
+  auto rc = w.child->Wait(kWait);
+  BOOST_TEST_REQUIRE(rc.ok(), rc.status().ToString());
+  BOOST_TEST(*rc == 0);
+
+  const std::string before = ReadFile(log + ".1");
+  const std::string after = ReadFile(log);
+  BOOST_TEST(before.find("watching for domains") != std::string::npos, before);
+  BOOST_TEST(before.find("SIGHUP") == std::string::npos, before);
+  BOOST_TEST(after.find("SIGHUP: log file reopened") != std::string::npos, after);
+  BOOST_TEST(after.find("attached domain 12 (late) device 0") != std::string::npos, after);
+  BOOST_TEST(w.child->transcript().empty(), w.child->transcript());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
