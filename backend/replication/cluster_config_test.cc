@@ -224,6 +224,18 @@ BOOST_AUTO_TEST_CASE(LoadReadsAFileAndNamesItInErrors) {
   std::filesystem::remove_all(dir);
 }
 
+// Found by cluster_config_fuzz: an error message showed the bad value with
+// Json::dump(), which recurses per level, so a file of 1 MiB (the limit)
+// nesting arrays 500000 deep overflowed the stack of vnvramd or nvram-tool.
+BOOST_AUTO_TEST_CASE(DeeplyNestedBadValueIsRefusedWithoutOverflow) {
+  constexpr size_t kDepth = 500000;
+  const std::string nested = std::string(kDepth, '[') + std::string(kDepth, ']');
+  ExpectError("{\"version\": " + nested + "}", "version [...]: only version 1 is known");
+  ExpectError("{\"version\": 1, \"hosts\": [" + nested + "]}", "hosts[0] [...]: not an object");
+  // A shallow value is still shown whole.
+  ExpectError(R"({"version": [[1]]})", R"(version "[[1]]": only version 1 is known)");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace
