@@ -160,7 +160,9 @@ class Parser {
     try {
       root = Json::parse(text.begin(), text.end(), callback);
     } catch (const Json::exception& e) {
-      return Error("not valid JSON: " + std::string(e.what()));
+      // nlohmann's message ends with the text of the bad token ("last
+      // read: ..."), which can be most of the file: shortened, printable.
+      return Error("not valid JSON: " + Printable(e.what(), 200));
     }
     if (!duplicate.empty()) return Error("key " + Quote(duplicate) + " given twice");
     if (!root.is_object()) return Error("the top level must be an object");

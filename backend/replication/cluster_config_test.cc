@@ -236,6 +236,19 @@ BOOST_AUTO_TEST_CASE(DeeplyNestedBadValueIsRefusedWithoutOverflow) {
   ExpectError(R"({"version": [[1]]})", R"(version "[[1]]": only version 1 is known)");
 }
 
+// Found by cluster_config_fuzz: the JSON parser's message quotes the bad
+// token whole ("last read: ..."), so a long broken token made an error
+// message (one log line) as large as the file.
+BOOST_AUTO_TEST_CASE(InvalidJsonMessageIsBoundedAndPrintable) {
+  const std::string broken = "{\"version\": \"" + std::string(100000, 'x') + "\x01\xff";
+  auto c = ParseClusterConfig(broken, "cluster.json");
+  BOOST_TEST_REQUIRE(!c.ok());
+  const std::string& msg = c.status().message();
+  BOOST_TEST(msg.rfind("cluster.json: not valid JSON: ", 0) == 0, msg);
+  BOOST_TEST(msg.size() < 300u, msg.size());
+  for (char ch : msg) BOOST_TEST_REQUIRE((ch >= 0x20 && ch < 0x7F), msg);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace
