@@ -103,15 +103,14 @@ bool Request(Stream& in, const nbd::ExportShape& shape) {
   const uint16_t tf = shape.transmission_flags;
   const bool ro = (tf & nbd::kFlagReadOnly) != 0;
   const uint16_t fua = (tf & nbd::kFlagSendFua) != 0 ? nbd::kCmdFlagFua : 0;
-  const bool in_export =
-      static_cast<unsigned __int128>(r->offset) + r->length <= shape.size;
+  const bool in_export = static_cast<unsigned __int128>(r->offset) + r->length <= shape.size;
   const bool data_cmd = r->type == nbd::kCmdRead || r->type == nbd::kCmdWrite;
   switch (c.verdict) {
     case nbd::Verdict::kServe: {
       Check(c.why.empty() && c.error == 0, "a served request carries an error");
       uint16_t allowed = 0;
       switch (r->type) {
-        case nbd::kCmdRead: allowed = fua; break;
+        case nbd::kCmdRead:
         case nbd::kCmdWrite: allowed = fua; break;
         case nbd::kCmdDisc: allowed = 0xFFFF; break;
         case nbd::kCmdFlush:
