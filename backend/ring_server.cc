@@ -1,7 +1,9 @@
 #include "backend/ring_server.h"
 
 #include <bit>
+#include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <utility>
 
 namespace vnvram::backend {
@@ -15,6 +17,22 @@ constexpr uint64_t kRejectLogEvery = 1024;
 // Whether the n-th event of a kind a guest can cause at will gets a line.
 bool WorthLogging(uint64_t n) {
   return n <= kLoudRejects || n % kRejectLogEvery == 0;
+}
+
+// Copies request `idx` out of the shared ring, each 8-byte word read once
+// with a relaxed atomic load: the guest may rewrite the slot while we read
+// it (RING_COPY_REQUEST's volatile copy does the same on the hardware, but
+// is a data race in C++ terms, which TSan rightly reports). The copy may be
+// torn between words; it is validated afterwards like any other.
+void CopyRequest(const vnvramif_back_ring_t& ring, RING_IDX idx, vnvramif_request* out) {
+  static_assert(sizeof(vnvramif_request) % sizeof(uint64_t) == 0);
+  static_assert(alignof(vnvramif_request) >= alignof(uint64_t));
+  const auto* src = reinterpret_cast<const uint64_t*>(RING_GET_REQUEST(&ring, idx));
+  uint64_t words[sizeof(vnvramif_request) / sizeof(uint64_t)];
+  for (size_t i = 0; i < std::size(words); ++i) {
+    words[i] = __atomic_load_n(src + i, __ATOMIC_RELAXED);
+  }
+  std::memcpy(out, words, sizeof words);
 }
 
 }  // namespace
@@ -92,7 +110,7 @@ Result<RingServer::Progress> RingServer::Process() {
     const uint32_t budget_at_pass_start = budget;
     while (ring_.req_cons != rp && budget > 0) {
       vnvramif_request req;
-      RING_COPY_REQUEST(&ring_, ring_.req_cons, &req);
+      CopyRequest(ring_, ring_.req_cons, &req);
       ++ring_.req_cons;
       --budget;
       Handle(req);  // acts on the private copy only
