@@ -35,6 +35,20 @@ void CopyRequest(const vnvramif_back_ring_t& ring, RING_IDX idx, vnvramif_reques
   std::memcpy(out, words, sizeof words);
 }
 
+// Writes a response into slot `idx` of the shared ring, one relaxed atomic
+// store per 8-byte word, for the same reason: a hostile guest may be
+// writing the same slot.
+void StoreResponse(vnvramif_back_ring_t& ring, RING_IDX idx, const vnvramif_response& rsp) {
+  static_assert(sizeof(vnvramif_response) % sizeof(uint64_t) == 0);
+  static_assert(alignof(vnvramif_response) >= alignof(uint64_t));
+  uint64_t words[sizeof(vnvramif_response) / sizeof(uint64_t)];
+  std::memcpy(words, &rsp, sizeof words);
+  auto* dst = reinterpret_cast<uint64_t*>(RING_GET_RESPONSE(&ring, idx));
+  for (size_t i = 0; i < std::size(words); ++i) {
+    __atomic_store_n(dst + i, words[i], __ATOMIC_RELAXED);
+  }
+}
+
 }  // namespace
 
 Result<std::unique_ptr<RingServer>> RingServer::Create(std::span<std::byte> sring,
@@ -293,7 +307,7 @@ void RingServer::Respond(uint64_t id, uint8_t operation, int16_t status, uint64_
   rsp.value = value;
   // One response per request, in order: this slot's request has already
   // been copied out (rsp_prod_pvt < req_cons).
-  *RING_GET_RESPONSE(&ring_, ring_.rsp_prod_pvt) = rsp;
+  StoreResponse(ring_, ring_.rsp_prod_pvt, rsp);
   ++ring_.rsp_prod_pvt;
   ++stats_.responses;
 }
