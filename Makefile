@@ -9,6 +9,9 @@
 #   make format     clang-format the tree;  make lint: clang-format + clang-tidy checks
 #   make lab        the Xen lab: real Xen under qemu (docs/lab.md)
 #   make lab-bench  persist latency ratios on real Xen under qemu (docs/lab.md)
+#   make fuzz       every libFuzzer target for FUZZ_SECONDS each (clang, build-fuzz/)
+#   make test-asan  the test suite (Xen lab aside) under ASan + UBSan (build-asan/)
+#   make test-tsan  the test suite (Xen lab aside) under TSan (build-tsan/)
 #   make clean      remove build/
 
 BUILD     ?= build
@@ -113,3 +116,48 @@ bench-repl: configure
 bench-failover: configure
 	cmake --build $(BUILD) -j$(JOBS) --target $(BENCH_BINS)
 	bench/failover-bench.sh $(BUILD)/bin $(FAILOVER_BENCH_ARGS)
+
+# Fuzzing and sanitizers (issue 10, docs/fuzzing.md).
+#   make fuzz                 configures a clang build in $(FUZZ_BUILD) with
+#                             VNVRAM_FUZZ=ON, builds every fuzz target and runs
+#                             each for FUZZ_SECONDS (default 60) over a copy
+#                             of its seed corpus (tools/run-fuzz.sh): one line
+#                             per target, fails when any target found a crash,
+#                             leak, sanitizer report or violated invariant
+#                             (the input is kept under $(FUZZ_BUILD)/fuzz-work/).
+#   make test-asan            the whole tree with ASan + UBSan in $(ASAN_BUILD),
+#                             then ctest without the Xen lab (label lab); any
+#                             report fails its test.
+#   make test-tsan            the same with TSan in $(TSAN_BUILD); third-party
+#                             false positives only are suppressed, each with
+#                             its reason, in tools/sanitizers/tsan.supp.
+# CTEST_ARGS applies to both test targets (e.g. CTEST_ARGS="-R journal").
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
+FUZZ_TARGETS = request_validator_fuzz ring_server_fuzz frontend_transport_fuzz \
+               replication_message_fuzz cluster_config_fuzz backend_geometry_fuzz \
+               journal_replay_fuzz xl_config_fuzz nbd_protocol_fuzz
+SAN_CTEST = ctest --output-on-failure -j$(JOBS) -LE '^lab$$' -E '^xen_lab$$' $(CTEST_ARGS)
+export ASAN_OPTIONS ?= halt_on_error=1:abort_on_error=1:detect_leaks=1:strict_init_order=1
+export UBSAN_OPTIONS ?= halt_on_error=1:print_stacktrace=1
+export TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tools/sanitizers/tsan.supp
+
+.PHONY: fuzz test-asan test-tsan
+fuzz: deps-if-missing
+	@tools/install-deps.sh --check --fuzz || tools/install-deps.sh --fuzz
+	CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_BUILD) -DVNVRAM_FUZZ=ON \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target $(FUZZ_TARGETS)
+	tools/run-fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+test-asan: deps-if-missing
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVNVRAM_SANITIZE=address
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	cd $(ASAN_BUILD) && $(SAN_CTEST)
+
+test-tsan: deps-if-missing
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVNVRAM_SANITIZE=thread
+	cmake --build $(TSAN_BUILD) -j$(JOBS)
+	cd $(TSAN_BUILD) && $(SAN_CTEST)

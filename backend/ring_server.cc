@@ -1,7 +1,9 @@
 #include "backend/ring_server.h"
 
 #include <bit>
+#include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <utility>
 
 namespace vnvram::backend {
@@ -15,6 +17,36 @@ constexpr uint64_t kRejectLogEvery = 1024;
 // Whether the n-th event of a kind a guest can cause at will gets a line.
 bool WorthLogging(uint64_t n) {
   return n <= kLoudRejects || n % kRejectLogEvery == 0;
+}
+
+// Copies request `idx` out of the shared ring, each 8-byte word read once
+// with a relaxed atomic load: the guest may rewrite the slot while we read
+// it (RING_COPY_REQUEST's volatile copy does the same on the hardware, but
+// is a data race in C++ terms, which TSan rightly reports). The copy may be
+// torn between words; it is validated afterwards like any other.
+void CopyRequest(const vnvramif_back_ring_t& ring, RING_IDX idx, vnvramif_request* out) {
+  static_assert(sizeof(vnvramif_request) % sizeof(uint64_t) == 0);
+  static_assert(alignof(vnvramif_request) >= alignof(uint64_t));
+  const auto* src = reinterpret_cast<const uint64_t*>(RING_GET_REQUEST(&ring, idx));
+  uint64_t words[sizeof(vnvramif_request) / sizeof(uint64_t)];
+  for (size_t i = 0; i < std::size(words); ++i) {
+    words[i] = __atomic_load_n(src + i, __ATOMIC_RELAXED);
+  }
+  std::memcpy(out, words, sizeof words);
+}
+
+// Writes a response into slot `idx` of the shared ring, one relaxed atomic
+// store per 8-byte word, for the same reason: a hostile guest may be
+// writing the same slot.
+void StoreResponse(vnvramif_back_ring_t& ring, RING_IDX idx, const vnvramif_response& rsp) {
+  static_assert(sizeof(vnvramif_response) % sizeof(uint64_t) == 0);
+  static_assert(alignof(vnvramif_response) >= alignof(uint64_t));
+  uint64_t words[sizeof(vnvramif_response) / sizeof(uint64_t)];
+  std::memcpy(words, &rsp, sizeof words);
+  auto* dst = reinterpret_cast<uint64_t*>(RING_GET_RESPONSE(&ring, idx));
+  for (size_t i = 0; i < std::size(words); ++i) {
+    __atomic_store_n(dst + i, words[i], __ATOMIC_RELAXED);
+  }
 }
 
 }  // namespace
@@ -92,7 +124,7 @@ Result<RingServer::Progress> RingServer::Process() {
     const uint32_t budget_at_pass_start = budget;
     while (ring_.req_cons != rp && budget > 0) {
       vnvramif_request req;
-      RING_COPY_REQUEST(&ring_, ring_.req_cons, &req);
+      CopyRequest(ring_, ring_.req_cons, &req);
       ++ring_.req_cons;
       --budget;
       Handle(req);  // acts on the private copy only
@@ -275,7 +307,7 @@ void RingServer::Respond(uint64_t id, uint8_t operation, int16_t status, uint64_
   rsp.value = value;
   // One response per request, in order: this slot's request has already
   // been copied out (rsp_prod_pvt < req_cons).
-  *RING_GET_RESPONSE(&ring_, ring_.rsp_prod_pvt) = rsp;
+  StoreResponse(ring_, ring_.rsp_prod_pvt, rsp);
   ++ring_.rsp_prod_pvt;
   ++stats_.responses;
 }

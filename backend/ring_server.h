@@ -7,12 +7,11 @@
 //
 // Security model: the frontend is hostile. Process() reads req_prod once
 // per pass and fences the ring if it runs more than the ring size ahead;
-// every request is copied out of shared memory (RING_COPY_REQUEST) before
-// it is looked at, validated by ValidateRequest, and only the validated copy
-// drives the region, the sink and the mapper. A bad request gets an error
-// response and the ring keeps being served; a fenced ring is never read or
-// written again. Work per Process() call is bounded so that one flooding
-// frontend cannot starve the other devices of a worker.
+// every request is copied out of shared memory (each word read once, with a
+// relaxed atomic load) before it is looked at, validated by ValidateRequest, and only the validated
+// copy drives the region, the sink and the mapper. A bad request gets an error response and the
+// ring keeps being served; a fenced ring is never read or written again. Work per Process() call is
+// bounded so that one flooding frontend cannot starve the other devices of a worker.
 //
 // Ordering: requests are executed one after another in ring order and their
 // responses are written in ring order. Hence BARRIER needs no queueing:

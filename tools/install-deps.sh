@@ -2,6 +2,8 @@
 # Installs the Debian 12 packages vnvram needs to build and test.
 #   tools/install-deps.sh          install whatever is missing (apt-get)
 #   tools/install-deps.sh --check  exit 0 when nothing is missing, 1 otherwise
+#   --fuzz (with either): also clang-14 and its libFuzzer/sanitizer runtimes,
+#                         which `make fuzz` needs (docs/fuzzing.md)
 # Runs apt-get as root directly, through sudo otherwise.
 set -eu
 
@@ -18,6 +20,18 @@ PACKAGES="
   libsystemd-dev
   debhelper dpkg-dev fakeroot debootstrap
 "
+# make fuzz: clang++-14 with -fsanitize=fuzzer,address,undefined
+# (libclang_rt.fuzzer and the sanitizer runtimes are in libclang-rt-14-dev).
+FUZZ_PACKAGES="clang-14 libclang-rt-14-dev"
+
+CHECK=0
+for arg in "$@"; do
+  case "$arg" in
+    --check) CHECK=1 ;;
+    --fuzz) PACKAGES="$PACKAGES $FUZZ_PACKAGES" ;;
+    *) echo "usage: $0 [--check] [--fuzz]" >&2; exit 2 ;;
+  esac
+done
 
 missing() {
   for p in $PACKAGES; do
@@ -28,7 +42,7 @@ missing() {
 }
 
 MISSING=$(missing)
-if [ "${1:-}" = "--check" ]; then
+if [ "$CHECK" = 1 ]; then
   [ -z "$MISSING" ]
   exit $?
 fi

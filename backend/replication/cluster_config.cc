@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "backend/replication/host_id.h"
 #include "common/parse.h"
@@ -22,8 +24,27 @@ std::string Quote(std::string_view s) {
   return QuoteForError(s, 80);
 }
 
+// Whether `v` nests deeper than `limit` levels, found without recursion.
+bool NestsDeeperThan(const Json& v, size_t limit) {
+  std::vector<std::pair<const Json*, size_t>> todo{{&v, 0}};
+  while (!todo.empty()) {
+    const auto [j, depth] = todo.back();
+    todo.pop_back();
+    if (!j->is_structured()) continue;
+    if (depth >= limit) return true;
+    for (const Json& child : *j) todo.emplace_back(&child, depth + 1);
+  }
+  return false;
+}
+
+// A value for an error message. Json::dump() recurses once per level of
+// nesting, so a deeply nested value (a hostile or broken file) is shown as
+// "[...]" or "{...}" rather than overflowing the stack.
 std::string Show(const Json& v) {
-  return v.is_string() ? Quote(v.get<std::string>()) : Quote(v.dump());
+  constexpr size_t kMaxShownDepth = 16;
+  if (v.is_string()) return Quote(v.get<std::string>());
+  if (NestsDeeperThan(v, kMaxShownDepth)) return v.is_array() ? "[...]" : "{...}";
+  return Quote(v.dump());
 }
 
 bool IsPowerOfTwo(uint64_t v) {
@@ -139,7 +160,9 @@ class Parser {
     try {
       root = Json::parse(text.begin(), text.end(), callback);
     } catch (const Json::exception& e) {
-      return Error("not valid JSON: " + std::string(e.what()));
+      // nlohmann's message ends with the text of the bad token ("last
+      // read: ..."), which can be most of the file: shortened, printable.
+      return Error("not valid JSON: " + Printable(e.what(), 200));
     }
     if (!duplicate.empty()) return Error("key " + Quote(duplicate) + " given twice");
     if (!root.is_object()) return Error("the top level must be an object");

@@ -224,6 +224,31 @@ BOOST_AUTO_TEST_CASE(LoadReadsAFileAndNamesItInErrors) {
   std::filesystem::remove_all(dir);
 }
 
+// Found by cluster_config_fuzz: an error message showed the bad value with
+// Json::dump(), which recurses per level, so a file of 1 MiB (the limit)
+// nesting arrays 500000 deep overflowed the stack of vnvramd or nvram-tool.
+BOOST_AUTO_TEST_CASE(DeeplyNestedBadValueIsRefusedWithoutOverflow) {
+  constexpr size_t kDepth = 500000;
+  const std::string nested = std::string(kDepth, '[') + std::string(kDepth, ']');
+  ExpectError("{\"version\": " + nested + "}", "version [...]: only version 1 is known");
+  ExpectError("{\"version\": 1, \"hosts\": [" + nested + "]}", "hosts[0] [...]: not an object");
+  // A shallow value is still shown whole.
+  ExpectError(R"({"version": [[1]]})", "version '[[1]]': only version 1 is known");
+}
+
+// Found by cluster_config_fuzz: the JSON parser's message quotes the bad
+// token whole ("last read: ..."), so a long broken token made an error
+// message (one log line) as large as the file.
+BOOST_AUTO_TEST_CASE(InvalidJsonMessageIsBoundedAndPrintable) {
+  const std::string broken = "{\"version\": \"" + std::string(100000, 'x') + "\x01\xff";
+  auto c = ParseClusterConfig(broken, "cluster.json");
+  BOOST_TEST_REQUIRE(!c.ok());
+  const std::string& msg = c.status().message();
+  BOOST_TEST(msg.rfind("cluster.json: not valid JSON: ", 0) == 0, msg);
+  BOOST_TEST(msg.size() < 300u, msg.size());
+  for (char ch : msg) BOOST_TEST_REQUIRE((ch >= 0x20 && ch < 0x7F), msg);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace
