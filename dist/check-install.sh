@@ -22,7 +22,8 @@ for p in sbin/vnvramd bin/nvram-tool bin/vnvram-frontd bin/vnvram-journal \
          /libvnvram.so /libvnvram.so.0 pkgconfig/vnvram.pc \
          include/vnvram/vnvram.h include/vnvram/vnvram.hpp include/vnvram/journal.h \
          include/vnvram/common/status.h \
-         man8/vnvramd.8 man8/nvram-tool.8 man5/vnvram.cfg.5 \
+         man8/vnvramd.8 man8/nvram-tool.8 man5/vnvram.cfg.5 man8/vnvram-frontd.8 \
+         man1/vnvram-journal.1 man8/vnvram-schema-check.8 \
          bash-completion/completions/nvram-tool \
          systemd/system/vnvramd.service systemd/system/vnvram-watch.service \
          etc/vnvram/vnvramd.conf etc/vnvram/domains etc/logrotate.d/vnvram; do

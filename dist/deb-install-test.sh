@@ -181,7 +181,8 @@ check_out "vnvram-frontd --help" "vnvram-frontd" vnvram-frontd --help
 check_out "nvram-tool watch --help" "--log-file" nvram-tool watch --help
 check_out "vnvram-journal --help" "vnvram-journal" vnvram-journal --help
 check "vnvram-schema-check is installed" test -x /usr/bin/vnvram-schema-check
-for m in man8/vnvramd.8.gz man8/nvram-tool.8.gz man5/vnvram.cfg.5.gz; do
+for m in man8/vnvramd.8.gz man8/nvram-tool.8.gz man5/vnvram.cfg.5.gz man8/vnvram-schema-check.8.gz \
+  man8/vnvram-frontd.8.gz man1/vnvram-journal.1.gz; do
   check "man page $m" test -s "/usr/share/man/$m"
 done
 check "bash completion" test -s /usr/share/bash-completion/completions/nvram-tool
