@@ -448,15 +448,21 @@ dd_multipath() {
   T=$(up)
   xl destroy lab-drv
   T_DESTROYED=$(since "$T")
-  if ! dd_wait_acked $((A0 + 50)) "$STEP"; then
+  # Counted from when the domain is gone: records the driver domain
+  # acknowledged while xl destroy ran are not the failover's.
+  A0D=$(dd_acked)
+  if ! dd_wait_acked $((A0D + 50)) "$STEP"; then
     dd_status 0 /tmp/status-mp.out
     fail $S "after xl destroy of the driver domain (acknowledged $A0) the workload did not go on: acknowledged $(dd_acked); $(dd_mp_keys); ${R:-}"
     return 1
   fi
   AUTO="$(since "$T")s from xl destroy (${T_DESTROYED}s) to 50 more records acknowledged; frontend: $(dd_mp_keys)"
   timing mp-auto-failover "$AUTO"
-  ACTIVE1=$(xenstore-read "$MPD/active-path" 2>/dev/null)
-  ROLE0=$(xenstore-read "/local/domain/0/vnvram/replication/$DD_MVOL/role" 2>/dev/null)
+  # The frontend publishes its new active path, and dom0 its role, once
+  # the failover has finished: wait for them (a deadline, not a sleep).
+  ACTIVE1=$(wait_key "$MPD/active-path" 60 3) || ACTIVE1=$(xenstore-read "$MPD/active-path" 2>/dev/null)
+  ROLE0=$(wait_key "/local/domain/0/vnvram/replication/$DD_MVOL/role" 60 primary) ||
+    ROLE0=$(xenstore-read "/local/domain/0/vnvram/replication/$DD_MVOL/role" 2>/dev/null)
   dd_status 0 /tmp/status-mp.out
 
   # The driver domain again (a new domid): its vnvramd rejoins empty and is
