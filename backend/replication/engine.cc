@@ -1262,8 +1262,16 @@ void Engine::IoThread::DriveResyncs() {
     // Adoption sources (this host is a voter feeding a candidate).
     for (auto it = vs.sources.begin(); it != vs.sources.end();) {
       Peer* p = FindPeer(it->target);
-      if (p == nullptr || !p->out_session) {
+      // The candidate gone (or this host promised a later epoch): drop the
+      // copy. A session being re-opened (the candidate restarted just
+      // before it asked) is waited for: dropping it then would leave the
+      // candidate adopting for its whole deadline.
+      if (p == nullptr || (!p->up && !p->out_session) || vs.replica->View().promise > it->epoch) {
         it = vs.sources.erase(it);
+        continue;
+      }
+      if (!p->out_session) {
+        ++it;
         continue;
       }
       size_t sent = 0;
@@ -1339,7 +1347,11 @@ void Engine::IoThread::Tick() {
       }
       if (reachable >= vs.replica->entry().majority()) {
         vs.startup_proposal = false;
-        if (v.role != Role::kPrimary) StartElection(key, false, 0);
+        // With the takeover flag: a first replica restarted while another
+        // member leads (a clean restart of a replica) must not depose it;
+        // voters that are or reach a live primary refuse, and this host
+        // stays a replica to be resynchronised.
+        if (v.role != Role::kPrimary) StartElection(key, false, 0, /*takeover=*/true);
       }
     }
     if (vs.retry && !vs.election && now >= vs.retry->at) {

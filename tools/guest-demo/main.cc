@@ -4,12 +4,16 @@
 // event on stdout, flushed, so a parent process can follow it:
 //
 //   vnvram-guest-demo [--platform SPEC] [--devid N] write --from A --count C
-//                     [--batch B] [--pause-after K] [--pause-mapped K] [--timestamps]
+//                     [--batch B] [--pause-after K] [--pause-every N]
+//                     [--pause-mapped K] [--timestamps]
 //       "open gen=G size=S"; "persisted <seq> gen=<G> us=<latency>" per
 //       acknowledged record; with --pause-after, "paused <seq>" and waits
 //       for a line on stdin; with --pause-mapped, "mapped <seq>" once it
 //       holds region() for record from+K, before storing it, and waits for
-//       a line on stdin; "remapped gen=<G>" after a backend restart;
+//       a line on stdin; with --pause-every N, "paused <seq>" after every
+//       N records, waiting for a stdin line each time (a quiescent point
+//       for a test harness: nothing stored but not yet persisted);
+//       "remapped gen=<G>" after a backend restart;
 //       "done records=C p50_us=.. max_us=.. gen=G". With --timestamps,
 //       each "persisted" and "remapped" line ends in " t_us=<T>": the wall
 //       clock (CLOCK_REALTIME, microseconds since the Unix epoch) when the
@@ -65,7 +69,7 @@ uint64_t WallUs() {
 
 int Write(vnvram::Device& dev, uint64_t from, uint64_t count, uint64_t batch,
           std::optional<uint64_t> pause_after, std::optional<uint64_t> pause_mapped,
-          bool timestamps) {
+          std::optional<uint64_t> pause_every, bool timestamps) {
   const uint64_t cap = vnvram::demo::RecordCapacity(dev.size());
   if (from + count > cap) {
     return Fail("write",
@@ -121,7 +125,10 @@ int Write(vnvram::Device& dev, uint64_t from, uint64_t count, uint64_t batch,
            " us=" + std::to_string(us) + stamp);
     }
     seq += n;
-    if (pause_after && seq - from >= *pause_after && seq - n - from < *pause_after) {
+    const bool after = pause_after && seq - from >= *pause_after && seq - n - from < *pause_after;
+    const bool every =
+        pause_every && (seq - from) / *pause_every != (seq - n - from) / *pause_every;
+    if (after || every) {
       Line("paused " + std::to_string(seq - 1));
       std::string ignored;
       std::getline(std::cin, ignored);
@@ -218,7 +225,7 @@ int Main(int argc, char** argv) {
   app.add_option("--log-level", log_level,
                  "libvnvram's log on stderr: trace, debug, info, warn "
                  "(default), error or off");
-  std::string from = "0", count, batch = "1", pause_after, pause_mapped;
+  std::string from = "0", count, batch = "1", pause_after, pause_mapped, pause_every;
   CLI::App* write = app.add_subcommand("write", "write and persist records");
   write->add_option("--from", from, "first record number");
   write->add_option("--count", count, "records to write")->required();
@@ -226,6 +233,8 @@ int Main(int argc, char** argv) {
   write->add_option("--pause-after", pause_after, "pause after this many; wait for a stdin line");
   write->add_option("--pause-mapped", pause_mapped,
                     "pause before storing record from+K (region() in hand); wait for a stdin line");
+  write->add_option("--pause-every", pause_every,
+                    "pause after every N records; wait for a stdin line each time");
   bool timestamps = false;
   write->add_flag("--timestamps", timestamps,
                   "end each persisted/remapped line in t_us=<wall clock, us since the epoch>");
@@ -289,7 +298,13 @@ int Main(int argc, char** argv) {
       if (!p.ok()) return Fail("arguments", p.status());
       mapped = *p;
     }
-    rc = Write(**dev, *f, *c, *b, pause, mapped, timestamps);
+    std::optional<uint64_t> every;
+    if (!pause_every.empty()) {
+      auto p = vnvram::ParseU64InRange(pause_every, 1, UINT64_MAX, "--pause-every");
+      if (!p.ok()) return Fail("arguments", p.status());
+      every = *p;
+    }
+    rc = Write(**dev, *f, *c, *b, pause, mapped, every, timestamps);
   } else if (verify->parsed()) {
     auto c = vnvram::ParseU64(vcount, "--count");
     if (!c.ok()) return Fail("arguments", c.status());
