@@ -12,6 +12,7 @@
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS each (clang, build-fuzz/)
 #   make test-asan  the test suite (Xen lab aside) under ASan + UBSan (build-asan/)
 #   make test-tsan  the test suite (Xen lab aside) under TSan (build-tsan/)
+#   make soak       the fault harness: SOAK_FAULTS (1000) faults, then the figures
 #   make clean      remove build/
 
 BUILD     ?= build
@@ -71,6 +72,19 @@ deb: deps-if-missing
 # (exit 77: cannot run here, e.g. not root or no network).
 deb-test: deb
 	dist/deb-install-test.sh --deb-dir $(BUILD)/deb --cache $(BUILD)/deb-root-cache
+
+# The fault harness (docs/failure-model.md "The fault harness"): a sim
+# cluster of real processes, SOAK_FAULTS faults at random moments, every
+# acknowledged persist checked; prints the figures, fails on any loss,
+# divergence, split brain, late failover or persist error. SOAK_SEED=N
+# repeats a run's choices; SOAK_ARGS: more vnvram-fault-soak options.
+SOAK_FAULTS ?= 1000
+SOAK_SEED ?=
+SOAK_ARGS ?=
+.PHONY: soak
+soak: configure
+	cmake --build $(BUILD) -j$(JOBS) --target vnvram-fault-soak
+	$(BUILD)/tests/vnvram-fault-soak --faults $(SOAK_FAULTS) $(if $(SOAK_SEED),--seed $(SOAK_SEED)) $(SOAK_ARGS)
 
 .PHONY: demo
 demo: configure

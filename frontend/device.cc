@@ -55,6 +55,10 @@ constexpr Nanos kCandidateBudget = std::chrono::seconds(5);
 constexpr Nanos kStandbyCloseBudget = std::chrono::seconds(1);
 // The monitor thread looks at the paths at least this often.
 constexpr int kMonitorPeriodMs = 1000;
+// After a failover that found no path: the first retry (even without a
+// xenstore change) after kRecoverRetryMin, doubling up to kRecoverRetryMax.
+constexpr Nanos kRecoverRetryMin = std::chrono::milliseconds(250);
+constexpr Nanos kRecoverRetryMax = std::chrono::seconds(2);
 
 std::string_view OpName(uint8_t op) {
   switch (op) {
@@ -1064,6 +1068,7 @@ class Device::Impl {
       }
       if (RunPlannedFailover()) continue;
       if (done()) return Status::Ok();
+      CheckRecoverRetry();
       if (active_ == nullptr && !recover_blocked_ && !dl.Expired()) {
         // No active path (an earlier switch gave up): try again now.
         failover_needed_ = last_reason_;
@@ -1074,6 +1079,13 @@ class Device::Impl {
                                                   : "backend did not come back in time");
       }
       Deadline wait = dl;
+      if (active_ == nullptr && recover_blocked_) {
+        // Blocked after a failed failover: wake for the retry even if no
+        // xenstore change comes (it may have come before the failure).
+        const Nanos now = SystemClock::Instance().Now();
+        const Nanos left = recover_retry_at_ > now ? recover_retry_at_ - now : Nanos{0};
+        if (left < dl.Remaining()) wait = Deadline(SystemClock::Instance(), left);
+      }
       if (active_ != nullptr && HasOtherPath(active_)) {
         // A request unanswered for path_timeout fails the path over.
         std::optional<Nanos> oldest;
@@ -1388,6 +1400,7 @@ class Device::Impl {
           std::chrono::duration_cast<std::chrono::microseconds>(clock.Now() - t0).count());
       ++failovers_;
       failing_over_ = false;
+      recover_backoff_ = Nanos{0};
       frontend::FailoverOutcome o;
       o.request = plan.request;
       o.result = mp::kFailoverResultOk;
@@ -1431,7 +1444,16 @@ class Device::Impl {
       if (restored) spdlog::info("volume {}: back on path {}", volume_.ToString(), *from);
     }
     failing_over_ = false;
-    recover_blocked_ = !restored;  // until something changes in xenstore
+    // Blocked until something changes in xenstore, or until the retry
+    // time: a path that became ready while this failover ran (a restarted
+    // backend back in sync) changes nothing more, so a wait for a change
+    // alone could wait forever.
+    recover_blocked_ = !restored;
+    if (recover_blocked_) {
+      recover_backoff_ =
+          std::clamp<Nanos>(recover_backoff_ * 2, kRecoverRetryMin, kRecoverRetryMax);
+      recover_retry_at_ = clock.Now() + recover_backoff_;
+    }
     spdlog::warn("volume {}: failover ({}) failed: {}", volume_.ToString(),
                  ReasonValue(plan.reason), message);
     frontend::FailoverOutcome o;
@@ -1589,6 +1611,7 @@ class Device::Impl {
   // Serves watch events while no call is running: standby paths, a dead
   // active path, operator failover requests.
   void MonitorLoop() {
+    int period = kMonitorPeriodMs;
     for (;;) {
       std::vector<pollfd> fds = {{stop_fd_, POLLIN, 0}};
       {
@@ -1596,8 +1619,15 @@ class Device::Impl {
         if (stopping_) return;
         for (auto& [dev, p] : paths_) fds.push_back({p->xb->watch_fd(), POLLIN, 0});
         if (mp_) fds.push_back({mp_->watch_fd(), POLLIN, 0});
+        if (recover_blocked_) {
+          const Nanos left = recover_retry_at_ - SystemClock::Instance().Now();
+          period = static_cast<int>(
+              std::clamp<int64_t>(left.count() / 1'000'000 + 1, 0, kMonitorPeriodMs));
+        } else {
+          period = kMonitorPeriodMs;
+        }
       }
-      const int n = ::poll(fds.data(), fds.size(), kMonitorPeriodMs);
+      const int n = ::poll(fds.data(), fds.size(), period);
       if (n < 0 && errno != EINTR) return;
       if (fds[0].revents != 0) return;
       std::lock_guard lock(mu_);
@@ -1619,6 +1649,7 @@ class Device::Impl {
         if (d.ok()) fired = fired || *d;
       }
       if (fired) recover_blocked_ = false;
+      CheckRecoverRetry();
       in_monitor_ = true;
       Service();
       if (Current() == nullptr && !recover_blocked_ && !failover_needed_) {
@@ -1668,6 +1699,14 @@ class Device::Impl {
   Reason last_reason_ = Reason::kBackendGone;
   bool failing_over_ = false;
   bool recover_blocked_ = false;
+  Nanos recover_retry_at_{0};  // while blocked: try again then anyway
+  Nanos recover_backoff_{0};   // doubles per failed failover, reset by a good one
+
+  void CheckRecoverRetry() {
+    if (recover_blocked_ && SystemClock::Instance().Now() >= recover_retry_at_) {
+      recover_blocked_ = false;
+    }
+  }
   uint64_t failovers_ = 0;
   bool stopping_ = false;
   bool detached_ = false;  // closed because the toolstack detached it

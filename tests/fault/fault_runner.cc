@@ -326,6 +326,11 @@ class Runner {
           if (id != primary && c_.member(id).path >= 0) standby = id;
         }
         if (standby.empty()) return Status::FailedPrecondition("no standby path");
+        // The primary dies as soon as the restarted standby is back in
+        // sync, while its guest path may still be reconnecting. (Killing
+        // it earlier, before the resync ends, is a second failure: the
+        // restarted member's copy does not vouch, so the volume waits for
+        // the old primary; docs/failure-model.md.)
         *what = "kill -9 " + standby + ", restart, kill -9 " + primary + " once in sync";
         if (Status s = c_.Kill(standby); !s.ok()) return s;
         if (Status s = WaitAcks(1 + rng_() % 200, "persists without " + standby); !s.ok()) {
