@@ -6,6 +6,8 @@
 #include <iterator>
 #include <utility>
 
+#include "common/shared_copy.h"
+
 namespace vnvram::backend {
 namespace {
 
@@ -19,34 +21,14 @@ bool WorthLogging(uint64_t n) {
   return n <= kLoudRejects || n % kRejectLogEvery == 0;
 }
 
-// Copies request `idx` out of the shared ring, each 8-byte word read once
-// with a relaxed atomic load: the guest may rewrite the slot while we read
-// it (RING_COPY_REQUEST's volatile copy does the same on the hardware, but
-// is a data race in C++ terms, which TSan rightly reports). The copy may be
-// torn between words; it is validated afterwards like any other.
+// The guest may rewrite a request slot while we read it, or a response
+// slot while we write it: common/shared_copy.h.
 void CopyRequest(const vnvramif_back_ring_t& ring, RING_IDX idx, vnvramif_request* out) {
-  static_assert(sizeof(vnvramif_request) % sizeof(uint64_t) == 0);
-  static_assert(alignof(vnvramif_request) >= alignof(uint64_t));
-  const auto* src = reinterpret_cast<const uint64_t*>(RING_GET_REQUEST(&ring, idx));
-  uint64_t words[sizeof(vnvramif_request) / sizeof(uint64_t)];
-  for (size_t i = 0; i < std::size(words); ++i) {
-    words[i] = __atomic_load_n(src + i, __ATOMIC_RELAXED);
-  }
-  std::memcpy(out, words, sizeof words);
+  CopyFromShared(RING_GET_REQUEST(&ring, idx), out);
 }
 
-// Writes a response into slot `idx` of the shared ring, one relaxed atomic
-// store per 8-byte word, for the same reason: a hostile guest may be
-// writing the same slot.
 void StoreResponse(vnvramif_back_ring_t& ring, RING_IDX idx, const vnvramif_response& rsp) {
-  static_assert(sizeof(vnvramif_response) % sizeof(uint64_t) == 0);
-  static_assert(alignof(vnvramif_response) >= alignof(uint64_t));
-  uint64_t words[sizeof(vnvramif_response) / sizeof(uint64_t)];
-  std::memcpy(words, &rsp, sizeof words);
-  auto* dst = reinterpret_cast<uint64_t*>(RING_GET_RESPONSE(&ring, idx));
-  for (size_t i = 0; i < std::size(words); ++i) {
-    __atomic_store_n(dst + i, words[i], __ATOMIC_RELAXED);
-  }
+  StoreToShared(RING_GET_RESPONSE(&ring, idx), rsp);
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <string>
 #include <utility>
 
+#include "common/shared_copy.h"
+
 namespace vnvram::frontend {
 namespace {
 
@@ -73,7 +75,9 @@ Result<uint64_t> RingClient::Submit(const vnvramif_request& req) {
   copy.id = (next_seq_++ << kSlotBits) | slot;
   slots_[slot] = Slot{copy.id, copy.operation, true};
   ++in_flight_;
-  *RING_GET_REQUEST(&ring_, ring_.req_prod_pvt) = copy;
+  // The backend may read the slot at any time (a stale index): one store
+  // per word (common/shared_copy.h).
+  StoreToShared(RING_GET_REQUEST(&ring_, ring_.req_prod_pvt), copy);
   ++ring_.req_prod_pvt;
   return copy.id;
 }
@@ -112,7 +116,8 @@ Status RingClient::Consume(std::vector<Completion>* out) {
     }
     while (ring_.rsp_cons != rp) {
       vnvramif_response rsp;
-      RING_COPY_RESPONSE(&ring_, ring_.rsp_cons, &rsp);
+      // Read once, word by word: a hostile backend may rewrite the slot.
+      CopyFromShared(RING_GET_RESPONSE(&ring_, ring_.rsp_cons), &rsp);
       const uint64_t slot_index = rsp.id & ((uint64_t{1} << kSlotBits) - 1);
       if (slot_index >= slots_.size() || !slots_[slot_index].busy ||
           slots_[slot_index].id != rsp.id) {
