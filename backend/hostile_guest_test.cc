@@ -6,6 +6,7 @@
 // its bytes intact, the daemon stays up, and the attacker's device gets
 // error responses or is fenced: nothing else.
 #define BOOST_TEST_MODULE hostile_guest
+#include <array>
 #include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
@@ -18,6 +19,7 @@
 #include "backend/testing/vnvramd_harness.h"
 #include "backend/testing/vnvramd_host.h"
 #include "common/clock.h"
+#include "common/parse.h"
 #include "common/shared_copy.h"
 
 namespace vnvram::backend::testing {
@@ -25,6 +27,7 @@ namespace {
 
 namespace be = schema::be;
 namespace fe = schema::fe;
+using platform::GrantRef;
 
 // The victim: guest 2's device, its region filled and persisted.
 std::unique_ptr<TestFrontend> Victim(Host& h) {
@@ -260,6 +263,39 @@ BOOST_AUTO_TEST_CASE(JunkInTheGuestsXenstoreKeysIsHandledPerDevice) {
   }
   BOOST_TEST(!f->xs().Read(platform::kNoTx, victim_fe).ok(), "guest 1 read guest 2's node");
   BOOST_TEST(!f->xs().Read(platform::kNoTx, victim->FeKey(fe::kRingRef)).ok());
+  ExpectVictimIntact(h, *victim);
+}
+
+// No cross-guest access to memory: the grants dom0 made to the victim
+// (its page directory and region pages) cannot be mapped by another guest
+// that learned their numbers, read-only or writable; the victim itself can.
+BOOST_AUTO_TEST_CASE(AGuestCannotMapAnotherGuestsRegion) {
+  Host h;
+  auto victim = Victim(h);
+  auto dir = ParseU32(h.Read(victim->BeKey(be::PageDirRef(0))), "page-dir-ref-0");
+  BOOST_TEST_REQUIRE(dir.ok(), dir.status().ToString());
+  auto attacker = platform::OpenSimPlatform(platform::SimOptions{h.xsd->socket_dir(), 1});
+  BOOST_TEST_REQUIRE(attacker.ok(), attacker.status().ToString());
+  auto mapper = (*attacker)->OpenGrantMapper();
+  BOOST_TEST_REQUIRE(mapper.ok(), mapper.status().ToString());
+  // Guess at the refs around the directory's, as a probing guest would.
+  int refused = 0;
+  for (GrantRef r = *dir > 4 ? *dir - 4 : 0; r < *dir + 64; ++r) {
+    for (bool writable : {false, true}) {
+      const std::array<GrantRef, 1> one{r};
+      auto m = (*mapper)->Map(0, one, writable);
+      BOOST_TEST(!m.ok(), "guest 1 mapped dom0's grant " << r << " (writable " << writable << ")");
+      ++refused;
+    }
+  }
+  BOOST_TEST_MESSAGE(refused << " mappings of another guest's grants refused");
+  // Positive control: the victim maps its own directory.
+  auto own = platform::OpenSimPlatform(platform::SimOptions{h.xsd->socket_dir(), 2});
+  BOOST_TEST_REQUIRE(own.ok());
+  auto own_mapper = (*own)->OpenGrantMapper();
+  BOOST_TEST_REQUIRE(own_mapper.ok());
+  const std::array<GrantRef, 1> d{*dir};
+  BOOST_TEST((*own_mapper)->Map(0, d, false).ok());
   ExpectVictimIntact(h, *victim);
 }
 

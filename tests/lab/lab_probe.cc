@@ -6,10 +6,13 @@
 //   vnvram-lab-probe [--platform SPEC] hostile-ring --devid N [--timeout-ms T]
 //       Plays the frontend of device N by hand: waits for the backend's
 //       InitWait, shares a one-page ring and binds an unbound event channel,
-//       publishes them with state Initialised, waits for Connected, then
-//       writes garbage requests and a producer index far past the ring and
-//       notifies. ok when the backend fences the device (state Closing with
-//       its `error` node written).
+//       publishes them with state Initialised, waits for Connected. Then
+//       2000 requests while one thread rewrites the request slots (double
+//       fetch) and another notifies without pause (storm): each must be
+//       answered with its id and a protocol status. Then it writes garbage
+//       requests and a producer index far past the ring and notifies. ok
+//       when the backend fences the device (state Closing with its `error`
+//       node written).
 //   vnvram-lab-probe [--platform SPEC] dir-refs --devid N [--count K]
 //       Maps the device's first page-directory page read-only (a legitimate
 //       frontend does this) and prints "refs <dir-ref> <r0> .. <rK-1>".
@@ -28,11 +31,13 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/parse.h"
+#include "common/shared_copy.h"
 #include "platform/platform.h"
 #include "vnvram/vnvramif.h"
 #include "xenstore-schema/schema.h"
@@ -108,6 +113,76 @@ Result<Device> Locate(vnvram::platform::Platform& p, XenStore& xs, vnvram::DevId
   return d;
 }
 
+// Hand-driven requests while two threads misbehave on the same ring (see
+// HostileRing). Reads only the answers' first two words (id, operation,
+// status), which the racing thread leaves alone.
+Status RaceAndStorm(vnvramif_sring* sring, vnvram::platform::EventChannels& evt,
+                    vnvram::platform::EvtchnPort port, const vnvram::Deadline& dl) {
+  const RING_IDX slots = VNVRAMIF_RING_SIZE(1);
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> stores{0}, kicks{0};
+  std::thread racer([&] {
+    uint64_t x = 0x2545f4914f6cdd1dULL;
+    while (!stop.load(std::memory_order_relaxed)) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      auto* req = reinterpret_cast<uint64_t*>(&sring->ring[x % slots].req);
+      const uint64_t v = (x & 1) ? x : (x >> 8) & 0x7ffff;
+      __atomic_store_n(req + 2 + (x >> 40) % 6, v, __ATOMIC_RELAXED);
+      stores.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  std::thread storm([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      (void)evt.Notify(port);
+      kicks.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  uint64_t answered = 0, okay = 0;
+  Status result;
+  RING_IDX prod = 0;
+  for (int i = 0; i < 2000 && result.ok(); ++i) {
+    vnvramif_request r{};
+    r.id = 5000 + static_cast<uint64_t>(i);
+    r.operation = (i % 2 == 0) ? VNVRAMIF_OP_PERSIST : VNVRAMIF_OP_GET_INFO;
+    r.offset = static_cast<uint64_t>(i % 16) * 4096;
+    r.length = 4096;
+    vnvram::StoreToShared(&sring->ring[prod % slots].req, r);
+    __atomic_store_n(&sring->req_prod, prod + 1, __ATOMIC_RELEASE);
+    (void)evt.Notify(port);
+    while (__atomic_load_n(&sring->rsp_prod, __ATOMIC_ACQUIRE) != prod + 1 && !dl.Expired()) {
+      std::this_thread::yield();
+    }
+    if (__atomic_load_n(&sring->rsp_prod, __ATOMIC_ACQUIRE) != prod + 1) {
+      result = Status::Timeout("request " + std::to_string(i) + " of the race went unanswered");
+      break;
+    }
+    const auto* w = reinterpret_cast<const uint64_t*>(&sring->ring[prod % slots].rsp);
+    const uint64_t id = __atomic_load_n(w, __ATOMIC_RELAXED);
+    const uint64_t w1 = __atomic_load_n(w + 1, __ATOMIC_RELAXED);
+    const auto status = static_cast<int16_t>((w1 >> 16) & 0xffff);
+    if (id != r.id || static_cast<uint8_t>(w1 & 0xff) != r.operation || status > 0 ||
+        status < VNVRAMIF_RSP_EAGAIN) {
+      result = Status::Corruption("request " + std::to_string(r.id) + " answered as id " +
+                                  std::to_string(id) + " status " + std::to_string(status));
+      break;
+    }
+    ++answered;
+    okay += status == VNVRAMIF_RSP_OKAY ? 1 : 0;
+    ++prod;
+  }
+  stop = true;
+  racer.join();
+  storm.join();
+  if (!result.ok()) return result;
+  Line("race: " + std::to_string(answered) + " requests answered (" + std::to_string(okay) +
+       " ok, " + std::to_string(answered - okay) + " errors) under " +
+       std::to_string(stores.load()) + " racing stores and " + std::to_string(kicks.load()) +
+       " notifications");
+  return Status::Ok();
+}
+
 int HostileRing(vnvram::platform::Platform& p, vnvram::DevId devid, std::chrono::milliseconds t) {
   auto xs = p.OpenXenStore();
   if (!xs.ok()) return Report(false, "xenstore: " + xs.status().ToString());
@@ -155,6 +230,15 @@ int HostileRing(vnvram::platform::Platform& p, vnvram::DevId devid, std::chrono:
   if (st != connected) return Report(false, "backend did not connect (state '" + st + "')");
   Line("backend Connected on ring-ref " + ref + " port " + std::to_string(*port));
 
+  // First a guest that races the backend: one thread rewrites offset,
+  // length and grant refs (words 2..7) of every request slot while
+  // requests are in flight (double fetch), another notifies the event
+  // channel without pause (a storm). Every request must still be answered,
+  // with its own id and operation and a status of the protocol.
+  if (Status r = RaceAndStorm(sring, **evt, *port, dl); !r.ok()) {
+    return Report(false, r.ToString());
+  }
+
   // Garbage: every request slot filled with random-looking bytes, then a
   // producer index far beyond one ring ahead of the consumer.
   const size_t slots = VNVRAMIF_RING_SIZE(1);
@@ -169,10 +253,11 @@ int HostileRing(vnvram::platform::Platform& p, vnvram::DevId devid, std::chrono:
     }
   }
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  sring->req_prod = 0x7ffffff0u;
+  // After the race, the backend's consumer stands where the race left it.
+  sring->req_prod = sring->rsp_prod + 0x7ffffff0u;
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (Status n = (*evt)->Notify(*port); !n.ok()) return Report(false, "notify: " + n.ToString());
-  Line("wrote garbage requests and req_prod=0x7ffffff0, notified");
+  Line("wrote garbage requests and req_prod 0x7ffffff0 past the responses, notified");
 
   st = WaitFor(**xs, dev->bdir_state, {closing}, dl);
   auto err =
