@@ -36,6 +36,7 @@ using std::chrono::milliseconds;
 namespace mp = schema::mp;
 
 constexpr size_t kMaxProblems = 20;
+constexpr uint64_t kMaxWriterErrors = 50;
 
 double Ms(Nanos d) {
   return static_cast<double>(d.count()) / 1e6;
@@ -48,7 +49,13 @@ class Runner {
 
   FaultReport Run() {
     Status s = Setup();
-    for (int i = 0; s.ok() && i < o_.faults; ++i) s = OneFault(i);
+    for (int i = 0; s.ok() && i < o_.faults; ++i) {
+      if (o_.stop_requested && o_.stop_requested()) {
+        Problem("stopped early after " + std::to_string(i) + " faults");
+        break;
+      }
+      s = OneFault(i);
+    }
     if (s.ok()) s = Checkpoint();
     if (!s.ok()) {
       rep_.aborted = s;
@@ -172,6 +179,16 @@ class Runner {
                 c_.Logs());
       }
       writer_.reset();
+      // A writer that keeps failing (every backend gone, say) is not
+      // restarted forever.
+      if (rep_.writer_errors > kMaxWriterErrors) {
+        return Status::Unavailable("the guest's writer failed " +
+                                   std::to_string(rep_.writer_errors) + " times");
+      }
+      if (o_.stop_requested && o_.stop_requested()) {
+        writing_ = false;
+        return Status::Aborted("stopped");
+      }
       return StartWriter();
     }
   }

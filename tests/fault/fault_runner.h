@@ -47,6 +47,9 @@ struct FaultRunOptions {
   std::chrono::milliseconds recovery_deadline{30000};
   uint64_t pause_every = 256;                        // the writer's quiescent points
   std::function<void(const std::string&)> progress;  // one line per fault
+  // Polled between faults: true ends the run early (a signal), with the
+  // final check and the report as after the last fault.
+  std::function<bool()> stop_requested;
 };
 
 struct FaultReport {

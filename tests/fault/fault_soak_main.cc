@@ -5,7 +5,10 @@
 // Exit 0 when nothing was lost, nothing diverged, no epoch had two
 // primaries and every failover met its deadline; 1 otherwise; 2 on bad
 // arguments.
+#include <signal.h>
+
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <random>
@@ -13,6 +16,16 @@
 
 #include "common/log.h"
 #include "tests/fault/fault_runner.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void OnSignal(int) {
+  g_stop.store(true);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"vnvram-fault-soak: inject faults into a sim cluster and check every persist"};
@@ -51,6 +64,13 @@ int main(int argc, char** argv) {
   o.faults = faults;
   o.seed = seed;
   o.failover_deadline = std::chrono::milliseconds(failover_deadline_ms);
+  // SIGINT/SIGTERM: finish the fault under way, check, report and clean
+  // up (the cluster's processes are children of this one).
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  o.stop_requested = [] { return g_stop.load(); };
   o.progress = [](const std::string& line) {
     std::printf("%s\n", line.c_str());
     std::fflush(stdout);
@@ -61,5 +81,5 @@ int main(int argc, char** argv) {
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - t0);
   std::printf("\n%s(seed %llu, %lld s)\n", r.Summary().c_str(),
               static_cast<unsigned long long>(seed), static_cast<long long>(secs.count()));
-  return r.clean() ? 0 : 1;
+  return r.clean() && !g_stop.load() ? 0 : 1;
 }
