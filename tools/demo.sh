@@ -468,11 +468,13 @@ t=${EPOCHREALTIME//[!0-9]/}
 start_member dom0
 MPRIMARY=drv2
 wait_for 20 "healthy group with drv2 primary" m_healthy
+rejoin_ms=$(ms "$t")
 say "dom0's vnvramd restarted: it rejoined as a replica and was resynced; path 0 is a ready"
-say "  standby again ($(ms "$t") ms; multipath status $(mxs "$MDIR/status"))"
+say "  standby again ($rejoin_ms ms; multipath status $(mxs "$MDIR/status"))"
 t=${EPOCHREALTIME//[!0-9]/}
 out=$(tool m failover 1 "$MVOL" --to 0 --timeout 20 2>&1) || die "nvram-tool failover --to 0: $out"
-say "nvram-tool failover 1 <volume> --to 0 (the operator, under load) returned in $(ms "$t") ms:"
+op_ms=$(ms "$t")
+say "nvram-tool failover 1 <volume> --to 0 (the operator, under load) returned in $op_ms ms:"
 say "  \"$out\""
 MPRIMARY=dom0
 wait_for 10 "healthy group with dom0 primary" m_healthy
@@ -544,7 +546,8 @@ out=$(jtool replay --verify 2>&1) || die "vnvram-journal replay: $out"
 last=$(sed -n 's/.* last=\([0-9]*\).*/\1/p' <<<"$out")
 [[ $out == *"verified=yes"* && -n $last ]] && (( last >= JACK )) ||
   die "the replay after the failover lost acknowledged records (acknowledged $JACK): $out"
-say "a new guest process replayed the journal over path 3 ($(ms "$t") ms):"
+replay_ms=$(ms "$t")
+say "a new guest process replayed the journal over path 3 ($replay_ms ms):"
 say "  \"$out\""
 say "  every acknowledged record is there and checks out; records past $JACK are the batch in flight"
 JLAST=$JACK
@@ -570,6 +573,19 @@ for h in b m; do
   [[ $left == "[]" ]] || die "devices left on host $h after detach: $left"
 done
 say "nvram-tool detach on hosts b and m: backends Closed, the directories removed ($(ms "$t") ms)"
+# The story in one table.
+row() { printf '  %-48s %-36s %s\n' "$1" "$2" "$3"; }
+echo
+echo "== summary"
+row "event" "outcome" "time"
+row "guest process killed (-9) on host a" "every acknowledged record read back" "-"
+row "replica c killed (-9) and restarted" "resynced while the guest wrote" "$synced_ms ms"
+row "host a lost; nvram-tool promote on b" "0 acknowledged records lost" "$serve_ms ms to a served guest"
+row "active path's backend killed (-9), host m" "the guest failed over by itself" "$(fmt_us "$first_ack") ms to a persist"
+row "that backend restarted" "resynced, standby path ready again" "$rejoin_ms ms"
+row "operator failover back to path 0" "ok, under load" "$op_ms ms"
+row "journal's primary killed (-9)" "replayed whole over the other path" "$replay_ms ms to replay"
+echo
 echo "== demo done in $(ms "$T0") ms: $((LAST + 1)) records persisted and replicated, none lost to a guest crash,"
 echo "   a replica's crash and resync, or the loss of the primary's host (served again from b in $serve_ms ms);"
 echo "   $((MLAST + 1)) more over two paths of host m, none lost to kill -9 of the active path's backend"
