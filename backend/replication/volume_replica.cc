@@ -471,7 +471,13 @@ ReplicaAnswer VolumeReplica::OnReplicate(const Replicate& m) {
     return out;
   }
   if (syncing_epoch_ == m.epoch) {
-    // Mid-resync: every later range lands on top of the chunks.
+    // Mid-resync: every later range lands on top of the chunks. A REPLICATE
+    // follows on the stream every chunk read before its write and every
+    // earlier REPLICATE, so one at or below what the stream already carried
+    // is a replay: applied, it would roll bytes back, and RESYNC_DONE would
+    // vouch for them.
+    if (m.sequence <= sync_high_) return out;
+    sync_high_ = m.sequence;
     std::memcpy(memory_.data() + m.offset, m.data.data(), m.data.size());
     return out;
   }
@@ -515,14 +521,24 @@ ReplicaAnswer VolumeReplica::OnResyncChunk(const ResyncChunk& m) {
     out.reply = Ack{m.volume, promise_, 0, wire::AckStatus::kOutOfRange};
     return out;
   }
+  // Replays (docs/replication.md "Resync"): a chunk is read after every
+  // write the stream carried before it, so one older than what this copy
+  // holds of its epoch, or than what the resync already carried, is a
+  // chunk delivered again. It would roll bytes back; it is dropped.
+  if (syncing_epoch_ != m.epoch && content_epoch_ == m.epoch && m.as_of_sequence < content_seq_) {
+    return out;
+  }
+  if (syncing_epoch_ == m.epoch && m.as_of_sequence < sync_high_) return out;
   if (syncing_epoch_ != m.epoch) {
     syncing_epoch_ = m.epoch;
+    sync_high_ = 0;
     content_epoch_ = 0;
     content_seq_ = 0;
     vouch_ = false;
     gap_reported_ = 0;
     out.changed = true;
   }
+  sync_high_ = std::max(sync_high_, m.as_of_sequence);
   std::memcpy(memory_.data() + off, m.data.data(), m.data.size());
   return out;
 }
@@ -534,11 +550,25 @@ ReplicaAnswer VolumeReplica::OnResyncDone(const ResyncDone& m) {
     out.reply = Ack{m.volume, promise_, 0, wire::AckStatus::kStaleEpoch};
     return out;
   }
+  if (role_ == Role::kPrimary) {
+    // Only a primary sends RESYNC_DONE of its epoch; it never moves ours.
+    out.reply = Ack{m.volume, promise_, 0, wire::AckStatus::kNotReplica};
+    return out;
+  }
+  if (syncing_epoch_ != m.epoch && content_epoch_ == m.epoch && m.sequence <= content_seq_) {
+    // This copy already holds the epoch through m.sequence or later (a
+    // replayed RESYNC_DONE): acknowledged, the position does not go back.
+    out.reply = Ack{m.volume, promise_, content_seq_, wire::AckStatus::kOk};
+    return out;
+  }
   if (syncing_epoch_ != m.epoch && !(m.chunks_sent == 0 && content_epoch_ == m.epoch)) {
     // Not the resync we are in (a duplicate or a lost start): ask again.
     out.reply = Gap{m.volume, m.epoch, 0, std::max<uint64_t>(m.sequence, 1)};
     return out;
   }
+  // The stream carried a chunk or a REPLICATE past it: a replay of an
+  // earlier resync's end, not this one's.
+  if (syncing_epoch_ == m.epoch && m.sequence < sync_high_) return out;
   syncing_epoch_ = 0;
   content_epoch_ = m.epoch;
   content_seq_ = m.sequence;

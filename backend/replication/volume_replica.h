@@ -255,6 +255,10 @@ class VolumeReplica {
   uint64_t content_epoch_ = 0;
   uint64_t content_seq_ = 0;
   uint64_t syncing_epoch_ = 0;
+  // While syncing: the highest sequence the resync's stream carried so far
+  // (a chunk's as_of_sequence, a REPLICATE's sequence). On one primary's
+  // stream these never go back, so a frame below it is a replay.
+  uint64_t sync_high_ = 0;
   uint64_t durable_ = 0;
   // durable_, readable without the mutex (a persist polls it while it spins).
   std::atomic<uint64_t> durable_pub_{0};

@@ -179,6 +179,113 @@ BOOST_AUTO_TEST_CASE(ResyncConvergesWhileWritesGoOn) {
   BOOST_TEST(std::get<Ack>(*next.reply).acked_sequence == 7u);
 }
 
+ResyncChunk Chunk(uint64_t epoch, uint32_t index, uint64_t as_of, uint8_t fill) {
+  ResyncChunk c;
+  c.volume = Entry({}).uuid;
+  c.epoch = epoch;
+  c.chunk_size = 4096;
+  c.chunk_index = index;
+  c.as_of_sequence = as_of;
+  c.data.assign(4096, std::byte{fill});
+  return c;
+}
+
+// Replays (a frame of the current epoch delivered again, later than frames
+// that followed it on the stream) must not roll bytes back: mid-resync the
+// copy vouches for everything at RESYNC_DONE, so an older REPLICATE applied
+// after a newer one would be vouched for as the newer content.
+BOOST_AUTO_TEST_CASE(ReplayedReplicateMidResyncDoesNotUndoALaterWrite) {
+  TempDir d;
+  auto r = Make(d.path, {"a", "b"});
+  (void)r->OnResyncChunk(Chunk(1, 0, 5, 0x55));
+  (void)r->OnReplicate(Rep(1, 6, 0, 0x66));
+  (void)r->OnReplicate(Rep(1, 7, 0, 0x77));
+  auto replay = r->OnReplicate(Rep(1, 6, 0, 0x66));
+  BOOST_TEST(!replay.reply.has_value());
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 0)) == 0x77);
+  auto done = r->OnResyncDone(ResyncDone{Entry({}).uuid, 1, 7, 1});
+  BOOST_REQUIRE(done.reply && std::holds_alternative<Ack>(*done.reply));
+  BOOST_TEST(std::get<Ack>(*done.reply).acked_sequence == 7u);
+  BOOST_TEST(r->View().vouch);
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 0)) == 0x77);
+}
+
+BOOST_AUTO_TEST_CASE(ReplayedResyncChunkMidResyncDoesNotUndoALaterWrite) {
+  TempDir d;
+  auto r = Make(d.path, {"a", "b"});
+  (void)r->OnResyncChunk(Chunk(1, 0, 5, 0x55));
+  (void)r->OnReplicate(Rep(1, 6, 0, 0x66));
+  // The same chunk again (as of sequence 5, before the write of 6).
+  auto replay = r->OnResyncChunk(Chunk(1, 0, 5, 0x55));
+  BOOST_TEST(!replay.reply.has_value());
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 0)) == 0x66);
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 100)) == 0x55);
+  // A chunk read later (as of 6) is not a replay: it lands.
+  (void)r->OnResyncChunk(Chunk(1, 1, 6, 0x56));
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 4096)) == 0x56);
+  // A stale RESYNC_DONE (of sequence 5, before what was applied) does not
+  // end the resync at a position the copy is already past.
+  auto stale_done = r->OnResyncDone(ResyncDone{Entry({}).uuid, 1, 5, 1});
+  BOOST_TEST(!stale_done.reply.has_value());
+  BOOST_TEST(r->View().syncing_epoch == 1u);
+  BOOST_TEST(!r->View().vouch);
+  auto done = r->OnResyncDone(ResyncDone{Entry({}).uuid, 1, 6, 2});
+  BOOST_REQUIRE(done.reply && std::holds_alternative<Ack>(*done.reply));
+  BOOST_TEST(std::get<Ack>(*done.reply).acked_sequence == 6u);
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 0)) == 0x66);
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 100)) == 0x55);
+}
+
+BOOST_AUTO_TEST_CASE(ReplayedResyncFramesAfterTheResyncChangeNothing) {
+  TempDir d;
+  auto r = Make(d.path, {"a", "b"});
+  (void)r->OnResyncChunk(Chunk(1, 0, 0, 0x00));
+  (void)r->OnResyncDone(ResyncDone{Entry({}).uuid, 1, 0, 1});
+  for (uint64_t s = 1; s <= 3; ++s) (void)r->OnReplicate(Rep(1, s, 0, static_cast<uint8_t>(s)));
+  BOOST_REQUIRE(r->View().content_seq == 3u);
+  // The resync's chunk again: neither the bytes nor the position move.
+  auto chunk = r->OnResyncChunk(Chunk(1, 0, 0, 0x00));
+  BOOST_TEST(!chunk.reply.has_value());
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 0)) == 3);
+  BOOST_TEST(r->View().syncing_epoch == 0u);
+  BOOST_TEST(r->View().vouch);
+  BOOST_TEST(r->View().content_seq == 3u);
+  // Its RESYNC_DONE again (with and without chunks): acknowledged as
+  // already held, the position does not go back to 0.
+  for (uint32_t chunks : {1u, 0u}) {
+    auto done = r->OnResyncDone(ResyncDone{Entry({}).uuid, 1, 0, chunks});
+    BOOST_REQUIRE(done.reply && std::holds_alternative<Ack>(*done.reply));
+    BOOST_TEST(static_cast<int>(std::get<Ack>(*done.reply).status) ==
+               static_cast<int>(wire::AckStatus::kOk));
+    BOOST_TEST(std::get<Ack>(*done.reply).acked_sequence == 3u);
+    BOOST_TEST(r->View().content_seq == 3u);
+    BOOST_TEST(r->View().vouch);
+  }
+  // The stream goes on where it was.
+  auto next = r->OnReplicate(Rep(1, 4, 0, 0x04));
+  BOOST_REQUIRE(next.reply && std::holds_alternative<Ack>(*next.reply));
+  BOOST_TEST(std::get<Ack>(*next.reply).acked_sequence == 4u);
+  // A new resync of this epoch (chunks as of the primary's sequence) still
+  // starts one.
+  (void)r->OnResyncChunk(Chunk(1, 0, 4, 0x44));
+  BOOST_TEST(r->View().syncing_epoch == 1u);
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 0)) == 0x44);
+}
+
+BOOST_AUTO_TEST_CASE(StaleEpochResyncDoneChangesNothing) {
+  TempDir d;
+  auto r = Make(d.path, {"a", "b", "c"});
+  JoinEpoch(*r, 3);
+  (void)r->OnReplicate(Rep(3, 1, 0, 0x31));
+  auto a = r->OnResyncDone(ResyncDone{Entry({}).uuid, 2, 100, 1});
+  BOOST_REQUIRE(a.reply && std::holds_alternative<Ack>(*a.reply));
+  BOOST_TEST(static_cast<int>(std::get<Ack>(*a.reply).status) ==
+             static_cast<int>(wire::AckStatus::kStaleEpoch));
+  BOOST_TEST(r->View().content_epoch == 3u);
+  BOOST_TEST(r->View().content_seq == 1u);
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 0)) == 0x31);
+}
+
 BOOST_AUTO_TEST_CASE(VotesOnlyWhenVouchingAndNewer) {
   TempDir d;
   auto r = Make(d.path, {"a", "b", "c"});
