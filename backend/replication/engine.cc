@@ -729,6 +729,13 @@ void Engine::IoThread::OnRouterFrame(const std::string& routing_id, zmq::message
   std::string_view id = routing_id;
   if (id.ends_with(kDataSuffix)) id.remove_suffix(kDataSuffix.size());
   Peer* p = FindPeer(id);
+  if (p != nullptr && opt_.cluster.curve_enabled()) {
+    // With CurveZMQ a routing id names a host only over a connection ZAP
+    // admitted as that host; over any other it is a stranger's (answered
+    // on its own connection, its bad frames not counted against the host).
+    auto user = AdmittedHostId(payload);
+    if (!user.ok() || *user != p->id) p = nullptr;
+  }
   const std::string& from = p != nullptr ? p->id : routing_id;
   if (!decoded.ok()) {
     const auto why =
@@ -739,7 +746,12 @@ void Engine::IoThread::OnRouterFrame(const std::string& routing_id, zmq::message
     spdlog::warn("replication: refused a frame from {}: {}", QuoteForError(from),
                  decoded.status().message());
     ReplyInvalid(from, why, decoded.status().message());
-    if (p != nullptr && ++p->bad_frames >= kMaxBadFrames) LoseSession(*p, "too many bad frames");
+    if (p != nullptr && ++p->bad_frames >= kMaxBadFrames) {
+      // Its session ends on both sides: its next request is refused
+      // (no-session), which makes it re-open with HELLO.
+      p->in_session = false;
+      LoseSession(*p, "too many bad frames");
+    }
     return;
   }
   Message& m = *decoded;
