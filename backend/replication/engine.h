@@ -120,6 +120,9 @@ class Engine {
   // runs on the I/O thread.
   void Activate(const Uuid& uuid, bool force, ActivateCallback done);
   EngineStatus GetStatus() const;
+  // The endpoint the ROUTER is bound to (with a port chosen by the system
+  // when EngineOptions::listen asked for "*").
+  const std::string& endpoint() const { return bound_; }
 
   // Vaults every volume whose copy moved since its last vault (all when
   // !only_changed).
