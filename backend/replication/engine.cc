@@ -52,6 +52,13 @@ constexpr size_t kChunksPerRound = 16;
 constexpr std::string_view kDataSuffix = "/data";
 // A peer that sends this many refused frames in a row loses its session.
 constexpr uint32_t kMaxBadFrames = 16;
+// The largest ZeroMQ message any socket of the engine takes (ZMQ_MAXMSGSIZE):
+// libzmq allocates a message whole before the decoder sees it, so without a
+// bound one peer could make it allocate gigabytes. A larger message ends its
+// connection; up to this size an oversize frame is read and answered INVALID
+// (oversize), which tells a misconfigured peer why.
+constexpr int64_t kMaxMessageSize = int64_t{4} << 20;
+static_assert(kMaxMessageSize >= static_cast<int64_t>(wire::kMaxFrameSize));
 // How long an activation waits for this host's copy to be resynchronised.
 constexpr Nanos kMaxActivationWait = std::chrono::minutes(10);
 
@@ -394,6 +401,7 @@ vnvram::Status Engine::IoThread::Open(std::string* bound) {
     router_->set(zmq::sockopt::linger, 0);
     router_->set(zmq::sockopt::sndhwm, kSendHighWaterMark);
     router_->set(zmq::sockopt::rcvhwm, kSendHighWaterMark);
+    router_->set(zmq::sockopt::maxmsgsize, kMaxMessageSize);
     router_->set(zmq::sockopt::heartbeat_ivl, static_cast<int>(c.settings.heartbeat_interval_ms));
     router_->set(zmq::sockopt::heartbeat_timeout, static_cast<int>(c.settings.peer_expiry_ms));
     if (c.curve_enabled()) VNVRAM_RETURN_IF_ERROR(ConfigureCurveServer(*router_, *opt_.keys));
@@ -449,6 +457,7 @@ vnvram::Status Engine::IoThread::OpenDealer(Peer& p) {
     d->set(zmq::sockopt::linger, 0);
     d->set(zmq::sockopt::sndhwm, kSendHighWaterMark);
     d->set(zmq::sockopt::rcvhwm, kSendHighWaterMark);
+    d->set(zmq::sockopt::maxmsgsize, kMaxMessageSize);
     d->set(zmq::sockopt::heartbeat_ivl, static_cast<int>(c.settings.heartbeat_interval_ms));
     d->set(zmq::sockopt::heartbeat_timeout, static_cast<int>(c.settings.peer_expiry_ms));
     // Reconnect well within the peer expiry, so a restarted peer is back

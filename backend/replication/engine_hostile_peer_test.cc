@@ -584,6 +584,32 @@ BOOST_AUTO_TEST_CASE(SixteenBadFramesInARowEndTheSession) {
   BOOST_TEST(h.At(0) == 0x22);
 }
 
+BOOST_AUTO_TEST_CASE(MessageAboveTheSizeLimitEndsOnlyItsConnection) {
+  Harness h(false);
+  auto b = h.Host("b");
+  b->OpenSession();
+  b->Lead(1, 0, 0, 0, 0);
+  // Up to 4 MiB a message is read and an oversize frame answered ...
+  Link stranger(h.ctx, h.endpoint, "stranger");
+  Bytes two_mib(wire::kHeaderSize + (2u << 20), std::byte{0x5a});
+  std::memcpy(two_mib.data(), wire::kSignature, sizeof(wire::kSignature));
+  two_mib[wire::kVersionOffset] = std::byte{wire::kVersion};
+  two_mib[wire::kTypeOffset] = std::byte{static_cast<uint8_t>(wire::MessageType::kReplicate)};
+  StoreLE<uint16_t>(two_mib.data() + wire::kFlagsOffset, 0);
+  StoreLE<uint32_t>(two_mib.data() + wire::kBodyLengthOffset, 2u << 20);
+  StoreLE<uint32_t>(two_mib.data() + wire::kReservedOffset, 0);
+  ExpectInvalid(stranger.Exchange(two_mib), wire::InvalidReason::kOversize, "2 MiB frame");
+  // ... a larger one is never taken in whole: libzmq drops the connection
+  // as soon as it reads the length (ZMQ_MAXMSGSIZE).
+  std::unique_ptr<Monitor> monitor;
+  Link flooder(h.ctx, h.endpoint, "flooder", nullptr, "", &monitor);
+  flooder.Send(Bytes((64u << 20), std::byte{0x5a}));
+  BOOST_TEST(monitor->WaitFor(ZMQ_EVENT_DISCONNECTED).has_value());
+  // Everyone else is served as before.
+  ExpectAck(b->Request(Rep(1, 1, 0, 0x11)), wire::AckStatus::kOk, 1, 1, "b's REPLICATE");
+  BOOST_TEST(h.At(0) == 0x11);
+}
+
 // ---------------------------------------------------------------------------
 // With CurveZMQ keys.
 
