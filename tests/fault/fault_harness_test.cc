@@ -94,7 +94,6 @@ BOOST_AUTO_TEST_CASE(ProxyForwardsBothWays) {
   BOOST_TEST(ReadN(server.fd, 14, milliseconds(5000)) == "hello upstream");
   Send(server.fd, "hello back");
   BOOST_TEST(ReadN(client.fd, 10, milliseconds(5000)) == "hello back");
-  BOOST_TEST((*proxy)->forwarded() == 24u);
 }
 
 BOOST_AUTO_TEST_CASE(PartitionHoldsBytesAndConnectionsUntilHeal) {

@@ -78,13 +78,12 @@ bool ReadInto(int fd, Pipe& p, Nanos due) {
 }
 
 // Writes the due chunks of `p` to `fd`; false on error.
-bool WriteFrom(int fd, Pipe& p, Nanos now, std::atomic<uint64_t>& forwarded) {
+bool WriteFrom(int fd, Pipe& p, Nanos now) {
   while (!p.queue.empty() && p.queue.front().due <= now) {
     Chunk& c = p.queue.front();
     const ssize_t n = ::send(fd, c.bytes.data() + c.sent, c.bytes.size() - c.sent, MSG_NOSIGNAL);
     if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
     c.sent += static_cast<size_t>(n);
-    forwarded.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
     if (c.sent < c.bytes.size()) return true;
     p.held -= c.bytes.size();
     p.queue.pop_front();
@@ -209,7 +208,7 @@ void LinkProxy::Run() {
       if ((re & (POLLIN | POLLHUP | POLLERR)) != 0 && (fds[i].events & POLLIN) != 0) {
         if (!ReadInto(fds[i].fd, in, t + delay)) c->dead = true;
       }
-      if ((re & POLLOUT) != 0 && !WriteFrom(fds[i].fd, out, t, forwarded_)) c->dead = true;
+      if ((re & POLLOUT) != 0 && !WriteFrom(fds[i].fd, out, t)) c->dead = true;
       if ((re & (POLLERR | POLLNVAL)) != 0) c->dead = true;
     }
     // A connection that broke on either side is closed on both (the

@@ -31,8 +31,6 @@ class LinkProxy {
   void SetBlackhole(bool on);
   // Delay added to each forwarded chunk; zero forwards at once.
   void SetDelay(std::chrono::milliseconds delay);
-  // Bytes forwarded so far, both directions.
-  uint64_t forwarded() const { return forwarded_.load(std::memory_order_relaxed); }
 
  private:
   LinkProxy() = default;
@@ -46,7 +44,6 @@ class LinkProxy {
   std::atomic<bool> stop_{false};
   std::atomic<bool> blackhole_{false};
   std::atomic<int64_t> delay_ms_{0};
-  std::atomic<uint64_t> forwarded_{0};
   std::thread thread_;
 };
 
