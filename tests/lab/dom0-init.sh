@@ -350,7 +350,8 @@ ALIVE=no
 kill -0 "$VNVRAMD_PID" 2>/dev/null && ALIVE=yes
 case "$RH|$HF|$ALIVE|$R2" in
   PASS*"|"*dev0=fenced*dev1=fenced*"|yes|PASS"*)
-    pass hostile-fence "dom$H:$HF; vnvramd alive; dom$W2 afterwards: $R2"
+    RACE=$(printf '%s' "$RH" | sed -n 's/.*\(race: [^;]*\).*/\1/p')
+    pass hostile-fence "dom$H:$HF ($RACE); vnvramd alive; dom$W2 afterwards: $R2"
     ;;
   *) fail hostile-fence "hostile: $RH;$HF; vnvramd alive=$ALIVE; victim: $R2" ;;
 esac
