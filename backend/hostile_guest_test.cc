@@ -200,14 +200,14 @@ BOOST_AUTO_TEST_CASE(JunkInTheGuestsXenstoreKeysIsHandledPerDevice) {
   // Every key a frontend writes that vnvramd reads, with junk: the device
   // that gets it is fenced or the value ignored, with a log line.
   struct Junk {
-    const char* key;
+    std::string_view key;
     std::string value;
   };
   const std::vector<Junk> junk = {
-      {"activate", "-1"},        {"activate", "18446744073709551616"},
-      {"activate", "1e9"},       {"activate", std::string(4000, '9')},
-      {"activate-force", "yes"}, {"state", "99"},
-      {"state", "abc"},          {"state", std::string("4\0junk", 6)},
+      {fe::kActivate, "-1"},       {fe::kActivate, "18446744073709551616"},
+      {fe::kActivate, "1e9"},      {fe::kActivate, std::string(4000, '9')},
+      {fe::kActivateForce, "yes"}, {fe::kState, "99"},
+      {fe::kState, "abc"},         {fe::kState, std::string("4\0junk", 6)},
   };
   DevId dev = 10;
   for (const Junk& j : junk) {
@@ -254,8 +254,8 @@ BOOST_AUTO_TEST_CASE(JunkInTheGuestsXenstoreKeysIsHandledPerDevice) {
   const std::string victim_be = victim->BeKey(be::kState);
   const std::string victim_fe = victim->FeKey(fe::kState);
   for (const std::string& path :
-       {f->BeKey(be::kState), f->BeKey("region-size"), victim_be, victim_fe,
-        std::string("/local/domain/0/vnvram/x"), victim->FeKey(fe::kRingRef)}) {
+       {f->BeKey(be::kState), f->BeKey(be::kSize), victim_be, victim_fe,
+        schema::DaemonKey(0, schema::daemon::kHostId), victim->FeKey(fe::kRingRef)}) {
     BOOST_TEST_CONTEXT(path) {
       BOOST_TEST(!f->xs().Write(platform::kNoTx, path, "6").ok());
       BOOST_TEST(!f->xs().Remove(platform::kNoTx, path).ok());
@@ -272,7 +272,7 @@ BOOST_AUTO_TEST_CASE(JunkInTheGuestsXenstoreKeysIsHandledPerDevice) {
 BOOST_AUTO_TEST_CASE(AGuestCannotMapAnotherGuestsRegion) {
   Host h;
   auto victim = Victim(h);
-  auto dir = ParseU32(h.Read(victim->BeKey(be::PageDirRef(0))), "page-dir-ref-0");
+  auto dir = ParseU32(h.Read(victim->BeKey(be::PageDirRef(0))), "the directory's ref");
   BOOST_TEST_REQUIRE(dir.ok(), dir.status().ToString());
   auto attacker = platform::OpenSimPlatform(platform::SimOptions{h.xsd->socket_dir(), 1});
   BOOST_TEST_REQUIRE(attacker.ok(), attacker.status().ToString());
