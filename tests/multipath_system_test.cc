@@ -294,7 +294,7 @@ BOOST_AUTO_TEST_CASE(FlappingBackendsLoseNothing) {
                                   h.Mp(mp::kFailoverState) == mp::kFailoverStateDone &&
                                   h.Repl(next, rk::kRole) == rk::kRolePrimary;
                          }),
-               Outcome(h));
+               Outcome(h) << "\n" << Tail(g->transcript()));
     BOOST_TEST_MESSAGE("round " << round << ": killed " << active << ", failover in "
                                 << h.Mp(mp::kFailoverDurationUs) << " us");
     h.Start(active);  // back as a replica; resynchronised

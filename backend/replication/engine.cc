@@ -273,6 +273,10 @@ class Engine::IoThread {
     std::optional<Election> election;
     std::vector<SourceResync> sources;
     bool startup_proposal = false;
+    Nanos startup_at{0};  // when the start-up proposal may go (majority reachable + settle)
+    // The last takeover this host refused as the live primary: (candidate,
+    // epoch). See OnAck.
+    std::pair<std::string, uint64_t> refused_candidacy;
     uint64_t promote_completed = 0;
     PromoteResult promote_result = PromoteResult::kOk;
     std::string primary_host;  // who this host follows (itself as primary)
@@ -882,6 +886,7 @@ void Engine::IoThread::OnRouterFrame(const std::string& routing_id, zmq::message
       if (!alive.empty()) {
         spdlog::info("volume {}: refused takeover epoch {} by {}: primary {} is alive",
                      vs->replica->entry().name, prop->proposed_epoch, from, alive);
+        if (alive == opt_.host_id) vs->refused_candidacy = {from, prop->proposed_epoch};
         Reply(from, EpochReject{prop->volume, prop->proposed_epoch, v.promise, v.content_epoch,
                                 v.content_seq, wire::RejectReason::kPrimaryAlive});
         return;
@@ -1059,6 +1064,19 @@ void Engine::IoThread::OnAck(Peer& p, const Ack& a) {
   if (vs == nullptr) return;
   const VolumeView v = vs->replica->View();
   if (a.status == wire::AckStatus::kStaleEpoch) {
+    if (v.role == Role::kPrimary && vs->refused_candidacy.first == p.id &&
+        a.epoch == vs->refused_candidacy.second) {
+      // The candidate whose takeover this primary refused answers with the
+      // epoch it promised itself until it drops its candidacy. It cannot
+      // win that epoch without another voter, whose own answers would
+      // fence this host; until then its copy is only behind.
+      auto it = vs->tracks.find(p.id);
+      if (it != vs->tracks.end()) {
+        MarkOutdated(*vs, p.id, it->second,
+                     "its refused candidacy of epoch " + std::to_string(a.epoch));
+      }
+      return;
+    }
     if (a.epoch > v.epoch) {
       spdlog::warn("volume {}: {} is at epoch {}: this host ({} of epoch {}) is fenced",
                    vs->replica->entry().name, p.id, a.epoch, RoleName(v.role), v.epoch);
@@ -1366,7 +1384,19 @@ void Engine::IoThread::Tick() {
         const Peer* p = FindPeer(h);
         reachable += (p != nullptr && p->out_session) ? 1 : 0;
       }
-      if (reachable >= vs.replica->entry().majority()) {
+      const Nanos settle = 2 * milliseconds(opt_.cluster.settings.heartbeat_interval_ms);
+      const bool led =
+          v.syncing_epoch != 0 || (!vs.primary_host.empty() && vs.primary_host != opt_.host_id);
+      if (reachable >= vs.replica->entry().majority() && led) {
+        // A primary already serves and is resynchronising this host (it
+        // starts as soon as the sessions open): nothing to propose.
+        vs.startup_proposal = false;
+        spdlog::info("volume {}: a primary serves the group: no start-up proposal",
+                     vs.replica->entry().name);
+      } else if (reachable >= vs.replica->entry().majority() && vs.startup_at == Nanos{0}) {
+        // Give a live primary two heartbeats to show itself first.
+        vs.startup_at = now + settle;
+      } else if (reachable >= vs.replica->entry().majority() && now >= vs.startup_at) {
         vs.startup_proposal = false;
         // With the takeover flag: a first replica restarted while another
         // member leads (a clean restart of a replica) must not depose it;

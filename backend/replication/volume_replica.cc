@@ -123,6 +123,7 @@ void VolumeReplica::AttachRegion(std::span<std::byte> region) {
   std::lock_guard lock(mu_);
   region_ = region.first(std::min(region.size(), memory_.size()));
   std::memcpy(region_.data(), memory_.data(), region_.size());
+  region_stale_ = false;
 }
 
 void VolumeReplica::DetachRegion() {
@@ -479,10 +480,12 @@ ReplicaAnswer VolumeReplica::OnReplicate(const Replicate& m) {
     if (m.sequence <= sync_high_) return out;
     sync_high_ = m.sequence;
     std::memcpy(memory_.data() + m.offset, m.data.data(), m.data.size());
+    region_stale_ = true;
     return out;
   }
   if (content_epoch_ == m.epoch && m.sequence == content_seq_ + 1) {
     std::memcpy(memory_.data() + m.offset, m.data.data(), m.data.size());
+    region_stale_ = true;
     content_seq_ = m.sequence;
     gap_reported_ = 0;
     if (m.ack_requested) ack(wire::AckStatus::kOk, content_seq_);
@@ -540,6 +543,7 @@ ReplicaAnswer VolumeReplica::OnResyncChunk(const ResyncChunk& m) {
   }
   sync_high_ = std::max(sync_high_, m.as_of_sequence);
   std::memcpy(memory_.data() + off, m.data.data(), m.data.size());
+  region_stale_ = true;
   return out;
 }
 
@@ -706,7 +710,16 @@ void VolumeReplica::BecomePrimary(uint64_t e, bool forced) {
     vouch_ = true;
     history_.Reset(base);
     targets_.clear();
-    if (!region_.empty()) std::memcpy(region_.data(), memory_.data(), region_.size());
+    // The region takes the copy only when the copy changed under it (this
+    // host applied another primary's writes or adopted a copy). Otherwise
+    // the region holds every persisted byte already, and the guest's
+    // stores not yet persisted: a persist in flight when this host was
+    // fenced, re-issued here, must find them (a primary fenced by a
+    // candidacy that never served, then elected again).
+    if (!region_.empty() && region_stale_) {
+      std::memcpy(region_.data(), memory_.data(), region_.size());
+      region_stale_ = false;
+    }
     spdlog::info("volume {}: primary of epoch {} at sequence {}{}", entry_.name, e, base,
                  forced ? " (forced)" : "");
   }

@@ -259,6 +259,9 @@ class VolumeReplica {
   // (a chunk's as_of_sequence, a REPLICATE's sequence). On one primary's
   // stream these never go back, so a frame below it is a replay.
   uint64_t sync_high_ = 0;
+  // memory_ changed by another primary's frames (replicate, resync,
+  // adoption) since the region last took it: the region is behind.
+  bool region_stale_ = false;
   uint64_t durable_ = 0;
   // durable_, readable without the mutex (a persist polls it while it spins).
   std::atomic<uint64_t> durable_pub_{0};

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <fstream>
 #include <optional>
 #include <random>
 #include <set>
@@ -114,6 +115,9 @@ class Runner {
     auto w = c_.SpawnWriter(from, ledger_.capacity() - from, o_.pause_every);
     if (!w.ok()) return w.status();
     writer_ = std::move(w).value();
+    if (!writer_log_.is_open()) writer_log_.open(c_.scratch() + "/writer.log", std::ios::app);
+    writer_log_ << "==== harness: writer from record " << from << " (pid " << writer_->pid()
+                << ") ====" << std::endl;
     paused_ = false;
     expect_exit_ = false;
     return Status::Ok();
@@ -121,6 +125,8 @@ class Runner {
 
   // One line of the writer's output.
   Status OnLine(const std::string& line) {
+    if (!writer_log_.is_open()) writer_log_.open(c_.scratch() + "/writer.log", std::ios::app);
+    writer_log_ << line << "\n";
     writer_lines_.push_back(line);
     if (writer_lines_.size() > 40) writer_lines_.pop_front();
     if (line.rfind("persisted ", 0) == 0) {
@@ -382,6 +388,8 @@ class Runner {
     if (primary.empty()) return Status::Unavailable("no healthy primary before the fault");
     std::string what;
     const Nanos t0 = clock_.Now();
+    writer_log_ << "==== harness: fault " << (i + 1) << " (" << FaultKindName(kind) << ") at wall "
+                << WallUs() << " us, primary " << primary << " ====" << std::endl;
     if (Status s = Inject(kind, primary, &what); !s.ok()) {
       return s.WithContext(std::string(FaultKindName(kind)) + " (" + what + ")");
     }
@@ -485,7 +493,8 @@ class Runner {
   FaultReport rep_;
   std::unique_ptr<ChildProcess> writer_;
   std::deque<std::string> writer_lines_;
-  bool writing_ = false;  // the guest's paths are attached: keep a writer running
+  std::ofstream writer_log_;  // every line of every writer, in the scratch directory
+  bool writing_ = false;      // the guest's paths are attached: keep a writer running
   bool hold_ = false;
   bool paused_ = false;
   bool expect_exit_ = false;
