@@ -8,6 +8,7 @@
 #   make deb-test   build them and install them into a fresh Debian 12 root
 #   make format     clang-format the tree;  make lint: clang-format + clang-tidy checks
 #   make lab        the Xen lab: real Xen under qemu (docs/lab.md)
+#   make lab-demo   the demo's story on real Xen under qemu, narrated
 #   make lab-bench  persist latency ratios on real Xen under qemu (docs/lab.md)
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS each (clang, build-fuzz/)
 #   make test-asan  the test suite (Xen lab aside) under ASan + UBSan (build-asan/)
@@ -96,6 +97,13 @@ demo: configure
 .PHONY: lab
 lab: build
 	tests/lab/run-lab.sh --build-dir $(BUILD)
+
+# The demo's story on real Xen (tools/lab-demo.sh): the whole lab (single
+# VM, then two Xen hosts) told as it happens, with progress while it boots
+# and a summary table. LAB_ARGS as for lab-bench, e.g. --cache DIR.
+.PHONY: lab-demo
+lab-demo: build
+	tools/lab-demo.sh $(BUILD) $(LAB_ARGS)
 
 # The lab's benchmark (issue 7, docs/lab.md "lab-bench"): in the same
 # single-VM lab, QD1 persist in a PV guest against the event-channel round
