@@ -53,6 +53,7 @@ detail() {
     persist-recreate) grep -o 'verified [0-9]*' <<<"$2" | head -n 1 ;;
     ext4-external-journal) grep -o 'all [0-9]* files reported durable intact' <<<"$2" | head -n 1 ;;
     hostile-fence) grep -o 'race: [0-9]* requests answered' <<<"$2" | head -n 1 ;;
+    replication-failover) grep -o 'verified [0-9]* (mapped) of [0-9]* acknowledged' <<<"$2" | head -n 1 ;;
   esac
   return 0
 }
@@ -85,7 +86,8 @@ run_lab "$@" 2>&1 | tee "$LOG" | {
         [[ $line == *" scenario $name FAIL"* ]] && result=FAIL
         [[ $line == *" scenario $name SKIP"* ]] && result=SKIP
         stamp=${line%%]*}
-        stamp=${stamp##* }
+        stamp=${stamp#[}
+        stamp=$(tr -s ' ' <<<"$stamp")
         d=$(detail "$name" "$line")
         say "$result  $(story "$name")${d:+ ($d)}"
         echo "ROW|$name|$result|$stamp|$d" ;;
@@ -109,10 +111,10 @@ rc=${PIPESTATUS[0]}
 
 echo
 echo "== summary of the lab"
-printf '  %-26s %-6s %-10s %s\n' "scenario" "result" "qemu time" "figure"
+printf '  %-26s %-6s %-15s %s\n' "scenario" "result" "machine, time" "figure"
 if [[ -f $LOG.rows ]]; then
   while IFS='|' read -r _ name result stamp d; do
-    printf '  %-26s %-6s %-10s %s\n' "$name" "$result" "$stamp" "$d"
+    printf '  %-26s %-6s %-15s %s\n' "$name" "$result" "$stamp" "$d"
   done <"$LOG.rows"
   rm -f "$LOG.rows"
 fi
