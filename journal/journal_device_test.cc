@@ -309,7 +309,7 @@ BOOST_AUTO_TEST_CASE(GroupCommitFromEightThreads) {
       });
     }
     for (auto& th : threads) th.join();
-    BOOST_TEST_REQUIRE(failures.empty(), failures.front());
+    BOOST_TEST_REQUIRE(failures.empty(), (failures.empty() ? std::string() : failures.front()));
     stats = w.stats();
     head = j->head_sequence();
     BOOST_TEST(j->committed_sequence() == written.rbegin()->first);
