@@ -161,7 +161,7 @@ TSAN_BUILD ?= build-tsan
 FUZZ_TARGETS = request_validator_fuzz ring_server_fuzz frontend_transport_fuzz \
                replication_message_fuzz cluster_config_fuzz backend_geometry_fuzz \
                journal_replay_fuzz xl_config_fuzz nbd_protocol_fuzz
-SAN_CTEST = ctest --output-on-failure -j$(JOBS) -LE '^lab$$' -E '^xen_lab$$' $(CTEST_ARGS)
+SAN_CTEST = ctest --output-on-failure -j$(JOBS) -LE '^lab$$' -E '^(xen_lab|deb_install_test)$$' $(CTEST_ARGS)
 export ASAN_OPTIONS ?= halt_on_error=1:abort_on_error=1:detect_leaks=1:strict_init_order=1
 export UBSAN_OPTIONS ?= halt_on_error=1:print_stacktrace=1
 export TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tools/sanitizers/tsan.supp
