@@ -12,6 +12,7 @@
 
 #include <boost/test/unit_test.hpp>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -83,35 +84,37 @@ void Send(int fd, const std::string& s) {
                      static_cast<ssize_t>(s.size()));
 }
 
-BOOST_AUTO_TEST_CASE(ProxyForwardsBothWays) {
-  Fd up;
-  auto proxy = LinkProxy::Start(Listen(up));
-  BOOST_TEST_REQUIRE(proxy.ok(), proxy.status().ToString());
-  Fd client, server;
-  Connect(client, (*proxy)->port());
-  Accept(up, server, milliseconds(5000));
+// A client connected through a proxy to an upstream listener, and the
+// upstream's side of that connection.
+struct ProxiedLink {
+  Fd up, client, server;
+  std::unique_ptr<LinkProxy> proxy;
+  ProxiedLink() {
+    auto p = LinkProxy::Start(Listen(up));
+    BOOST_TEST_REQUIRE(p.ok(), p.status().ToString());
+    proxy = std::move(p).value();
+    Connect(client, proxy->port());
+    Accept(up, server, milliseconds(5000));
+  }
+};
+
+BOOST_FIXTURE_TEST_CASE(ProxyForwardsBothWays, ProxiedLink) {
   Send(client.fd, "hello upstream");
   BOOST_TEST(ReadN(server.fd, 14, milliseconds(5000)) == "hello upstream");
   Send(server.fd, "hello back");
   BOOST_TEST(ReadN(client.fd, 10, milliseconds(5000)) == "hello back");
 }
 
-BOOST_AUTO_TEST_CASE(PartitionHoldsBytesAndConnectionsUntilHeal) {
-  Fd up;
-  auto proxy = LinkProxy::Start(Listen(up));
-  BOOST_TEST_REQUIRE(proxy.ok(), proxy.status().ToString());
-  Fd client, server;
-  Connect(client, (*proxy)->port());
-  Accept(up, server, milliseconds(5000));
-  (*proxy)->SetBlackhole(true);
+BOOST_FIXTURE_TEST_CASE(PartitionHoldsBytesAndConnectionsUntilHeal, ProxiedLink) {
+  proxy->SetBlackhole(true);
   Send(client.fd, "held");
   // Nothing arrives while the link is cut (a bounded wait for an event
   // that must not come), and a new connection reaches no one.
   BOOST_TEST(!Readable(server.fd, milliseconds(300)));
   Fd late;
-  Connect(late, (*proxy)->port());  // the proxy accepts: no reset, a cut cable
+  Connect(late, proxy->port());  // the proxy accepts: no reset, a cut cable
   BOOST_TEST(!Readable(up.fd, milliseconds(300)));
-  (*proxy)->SetBlackhole(false);
+  proxy->SetBlackhole(false);
   BOOST_TEST(ReadN(server.fd, 4, milliseconds(5000)) == "held");
   Fd late_server;
   Accept(up, late_server, milliseconds(5000));
@@ -119,19 +122,13 @@ BOOST_AUTO_TEST_CASE(PartitionHoldsBytesAndConnectionsUntilHeal) {
   BOOST_TEST(ReadN(late_server.fd, 4, milliseconds(5000)) == "late");
 }
 
-BOOST_AUTO_TEST_CASE(DelayHoldsEachChunkForItsTime) {
-  Fd up;
-  auto proxy = LinkProxy::Start(Listen(up));
-  BOOST_TEST_REQUIRE(proxy.ok(), proxy.status().ToString());
-  Fd client, server;
-  Connect(client, (*proxy)->port());
-  Accept(up, server, milliseconds(5000));
-  (*proxy)->SetDelay(milliseconds(200));
+BOOST_FIXTURE_TEST_CASE(DelayHoldsEachChunkForItsTime, ProxiedLink) {
+  proxy->SetDelay(milliseconds(200));
   const auto t0 = std::chrono::steady_clock::now();
   Send(client.fd, "slow");
   BOOST_TEST(ReadN(server.fd, 4, milliseconds(5000)) == "slow");
   BOOST_TEST((std::chrono::steady_clock::now() - t0 >= milliseconds(200)));
-  (*proxy)->SetDelay(milliseconds(0));
+  proxy->SetDelay(milliseconds(0));
   Send(client.fd, "fast");
   BOOST_TEST(ReadN(server.fd, 4, milliseconds(5000)) == "fast");
 }

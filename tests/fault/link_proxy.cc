@@ -209,7 +209,9 @@ void LinkProxy::Run() {
         if (!ReadInto(fds[i].fd, in, t + delay)) c->dead = true;
       }
       if ((re & POLLOUT) != 0 && !WriteFrom(fds[i].fd, out, t)) c->dead = true;
-      if ((re & (POLLERR | POLLNVAL)) != 0) c->dead = true;
+      // Hung up or broken: done (a hung-up fd polls ready at once, and
+      // would spin this thread while the link is cut and nothing reads).
+      if ((re & (POLLERR | POLLNVAL | POLLHUP)) != 0) c->dead = true;
     }
     // A connection that broke on either side is closed on both (the
     // dialling ZeroMQ socket reconnects through the proxy).
