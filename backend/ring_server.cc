@@ -256,10 +256,15 @@ void RingServer::CommitGroup() {
       seq = *r;
       for (const ByteRange& range : group_ranges_) stats_.bytes_persisted += range.length;
     } else {
-      // Not the volume's primary (any more): the frontend retries on the
-      // path whose backend is.
-      status =
-          r.status().code() == Code::kFailedPrecondition ? VNVRAMIF_RSP_EAGAIN : VNVRAMIF_RSP_ERROR;
+      // Not the volume's primary (any more), or a primary that could not
+      // get its replicas' acknowledgements in time (partitioned from them):
+      // the frontend retries on the path whose backend can make the range
+      // durable, this one included once it can again. Only a failure no
+      // other path would change is an I/O error.
+      const Code code = r.status().code();
+      status = code == Code::kFailedPrecondition || code == Code::kUnavailable
+                   ? VNVRAMIF_RSP_EAGAIN
+                   : VNVRAMIF_RSP_ERROR;
       stats_.failed += group_members_.size();
       seq = sink_.DurableSeq();
       log_.Warn("persist of {} range(s) for {} request(s) failed: {}", group_ranges_.size(),

@@ -23,7 +23,9 @@
 // their ranges, and answered together with the sequence it returns; a
 // request of any other kind (or a failed one) first commits the group, so
 // responses stay in ring order. If that sink call fails, every request in
-// the group gets VNVRAMIF_RSP_ERROR. A WRITE's bytes are in the region
+// the group gets VNVRAMIF_RSP_EAGAIN when another path (or this one, later)
+// may succeed (not primary; replicas silent past the persist timeout), and
+// VNVRAMIF_RSP_ERROR otherwise. A WRITE's bytes are in the region
 // before the group is committed; a PERSIST earlier in the same group of an
 // overlapping range may therefore make the newer bytes durable, which is
 // allowed: the guest did not wait for the PERSIST before issuing the WRITE.

@@ -467,6 +467,21 @@ BOOST_AUTO_TEST_CASE(FailedGroupCommitFailsEveryMember) {
   BOOST_TEST(d.sink.calls == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(ARetryableSinkFailureAnswersEagainSoTheFrontendFailsOver) {
+  // Not the primary any more, or replicas silent past the persist timeout
+  // (a partitioned primary): another path, or this one later, may succeed.
+  for (const Status& why : {Status::FailedPrecondition("stepped down"),
+                            Status::Unavailable("replicas did not acknowledge in time")}) {
+    Device d;
+    d.sink.fail = true;
+    d.sink.fail_status = why;
+    std::vector<vnvramif_request> reqs(2, Req(VNVRAMIF_OP_PERSIST, 0, 10));
+    const auto done = d.SubmitAllAndServe(reqs);
+    BOOST_TEST_REQUIRE(done.size() == 2u);
+    for (const auto& c : done) BOOST_TEST(c.status == VNVRAMIF_RSP_EAGAIN, why.ToString());
+  }
+}
+
 // --- notification ----------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(ServerKicksTheFrontendOnlyWhenItWaitsForResponses) {

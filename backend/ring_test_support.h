@@ -134,7 +134,7 @@ class RecordingSink final : public PersistSink {
       batches_ranges += 1;
     }
     last_batch.assign(ranges.begin(), ranges.end());
-    if (fail) return Status::Unavailable("replica gone");
+    if (fail) return fail_status;
     return ++seq;
   }
   uint64_t DurableSeq() const override { return seq; }
@@ -144,6 +144,7 @@ class RecordingSink final : public PersistSink {
   uint64_t batches_ranges = 0;
   uint64_t out_of_bounds = 0;
   bool fail = false;
+  Status fail_status = Status::IoError("sink failed");  // what a failing call returns
   std::function<void()> on_persist;
   std::vector<ByteRange> last_batch;
 

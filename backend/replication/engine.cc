@@ -1005,13 +1005,26 @@ void Engine::IoThread::OnDealerFrame(Peer& p, const Message& m) {
   if (auto* g = std::get_if<Gap>(&m)) {
     VolumeState* vs = FindVolume(g->volume);
     if (vs == nullptr) return;
+    for (SourceResync& s : vs->sources) {
+      if (s.target == p.id && s.epoch == g->epoch) {
+        // The candidate lost part of the copy this host feeds it: again.
+        spdlog::warn("volume {}: {} lost part of the adopted copy: sending it again",
+                     vs->replica->entry().name, p.id);
+        s.next = 0;
+      }
+    }
     const VolumeView v = vs->replica->View();
     if (v.role != Role::kPrimary || g->epoch != v.epoch) return;
     Track& t = vs->tracks[p.id];
-    if (t.state == ReplicaLinkState::kSyncing) return;
-    t.since =
-        g->expected_sequence > 0 ? std::optional<uint64_t>(g->expected_sequence - 1) : std::nullopt;
-    MarkOutdated(*vs, p.id, t, "reported a gap");
+    if (t.state == ReplicaLinkState::kSyncing) {
+      // The resync run lost frames on the way (a dropped connection): a new
+      // run, from what the replica last held in sync (MarkOutdated).
+      MarkOutdated(*vs, p.id, t, "lost frames of its resync");
+    } else {
+      t.since = g->expected_sequence > 0 ? std::optional<uint64_t>(g->expected_sequence - 1)
+                                         : std::nullopt;
+      MarkOutdated(*vs, p.id, t, "reported a gap");
+    }
     if (p.out_session && clock_.Now() >= t.resync_after) StartResync(*vs, p.id, t);
     return;
   }
@@ -1251,9 +1264,14 @@ void Engine::IoThread::StartResync(VolumeState& vs, const std::string& host, Tra
   t.done_sent = false;
   t.state = ReplicaLinkState::kSyncing;
   t.resync_started = clock_.Now();
-  // Every REPLICATE from now on goes to it too, on the stream its chunks
-  // take (DriveResyncs).
-  vs.replica->SetFanOut(host, p->data, /*in_sync=*/false);
+  // The run's first chunk, and every REPLICATE from now on after it, on the
+  // stream the rest of its chunks take (DriveResyncs).
+  if (!vs.replica->BeginResync(host, p->data, v.epoch, chunk, t.chunks[0],
+                               t.chunks.size() == 1)) {
+    MarkOutdated(vs, host, t, "cannot queue the first chunk of its resync");
+    return;
+  }
+  t.next_chunk = 1;
   spdlog::info("volume {}: resync of {} started: {} ({} of {} chunks)", vs.replica->entry().name,
                host,
                dirty ? "dirty chunks since sequence " + std::to_string(*t.since) : "full copy",
@@ -1316,6 +1334,7 @@ void Engine::IoThread::DriveResyncs() {
       size_t sent = 0;
       while (it->next < it->chunk_count && sent < kChunksPerRound) {
         ResyncChunk c = vs.replica->ReadChunk(it->epoch, chunk, it->next);
+        c.first = it->next == 0;
         c.last = it->next + 1 == it->chunk_count;
         if (!SendTo(*p, c)) break;
         ++it->next;

@@ -105,8 +105,11 @@ Replicate Rep(uint64_t epoch, uint64_t seq, uint64_t off, uint8_t fill, bool ack
   return r;
 }
 
-ResyncChunk Chunk(uint64_t epoch, uint32_t index, uint64_t as_of, uint8_t fill) {
+// The first chunk of a resync run unless `first` is false.
+ResyncChunk Chunk(uint64_t epoch, uint32_t index, uint64_t as_of, uint8_t fill,
+                  bool first = true) {
   ResyncChunk c;
+  c.first = first;
   c.volume = Vol();
   c.epoch = epoch;
   c.as_of_sequence = as_of;
@@ -510,7 +513,7 @@ BOOST_AUTO_TEST_CASE(ForgedFramesAreRefusedWithTheirReasonAndChangeNothing) {
   using wire::InvalidReason;
   {
     Bytes f = good;
-    f.back() ^= std::byte{1};
+    f.at(f.size() - 1) ^= std::byte{1};
     ExpectInvalid(b->Request(f), InvalidReason::kBadChecksum, "data not matching its CRC");
   }
   {

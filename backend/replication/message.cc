@@ -349,7 +349,10 @@ void Body(Writer& w, const Invalid& m) {
 uint16_t FlagsOf(const Message& m) {
   if (const auto* r = std::get_if<Replicate>(&m))
     return r->ack_requested ? wire::kFlagAckRequested : 0;
-  if (const auto* c = std::get_if<ResyncChunk>(&m)) return c->last ? wire::kFlagLastChunk : 0;
+  if (const auto* c = std::get_if<ResyncChunk>(&m)) {
+    return static_cast<uint16_t>((c->last ? wire::kFlagLastChunk : 0) |
+                                 (c->first ? wire::kFlagFirstChunk : 0));
+  }
   if (const auto* e = std::get_if<EpochPropose>(&m)) return e->takeover ? wire::kFlagTakeover : 0;
   return 0;
 }
@@ -536,6 +539,7 @@ Message ParseBody(MessageType t, uint16_t flags, Reader& r, const Limits& limits
       const uint32_t length = r.LE<uint32_t>();
       const uint32_t crc = r.LE<uint32_t>();
       m.last = (flags & wire::kFlagLastChunk) != 0;
+      m.first = (flags & wire::kFlagFirstChunk) != 0;
       m.data = r.Data(length, limits);
       r.CheckCrc(crc, m.data);
       return m;

@@ -117,6 +117,7 @@ struct ResyncChunk {
   uint32_t chunk_index = 0;
   bool last = false;
   Bytes data;
+  bool first = false;  // a resync run starts here (wire::kFlagFirstChunk)
   bool operator==(const ResyncChunk&) const = default;
 };
 

@@ -343,6 +343,37 @@ std::vector<std::string> VolumeReplica::FanOutOverdue(Nanos limit) const {
   return out;
 }
 
+bool VolumeReplica::BeginResync(const std::string& host, std::shared_ptr<FrameLink> link,
+                                uint64_t epoch, uint32_t chunk_size, uint32_t index, bool last) {
+  std::lock_guard send_lock(send_mu_);
+  ResyncChunk c;
+  {
+    std::lock_guard lock(mu_);
+    if (role_ != Role::kPrimary || epoch_ != epoch || link == nullptr) {
+      targets_.erase(host);
+      return false;
+    }
+    FanOutTarget& t = targets_[host];
+    t.unacked.clear();
+    t.unacked_bytes = 0;
+    t.ack_wait_seq = 0;
+    t.link = link;
+    t.in_sync = false;
+    c = ReadChunkLocked(epoch, chunk_size, index);
+  }
+  c.first = true;
+  c.last = last;
+  auto frame = Encode(c, Limits{settings_.max_data});
+  if (frame.ok() && link->Send(*frame)) return true;
+  if (!frame.ok()) {
+    spdlog::error("volume {}: cannot encode a resync chunk: {}", entry_.name,
+                  frame.status().ToString());
+  }
+  std::lock_guard lock(mu_);
+  targets_.erase(host);
+  return false;
+}
+
 bool VolumeReplica::SendResyncChunk(const std::string& host, uint64_t epoch, uint32_t chunk_size,
                                     uint32_t index, bool last) {
   std::lock_guard send_lock(send_mu_);
@@ -447,6 +478,17 @@ void VolumeReplica::StepDownLocked(bool fenced) {
   targets_.clear();
 }
 
+void VolumeReplica::BreakSyncLocked(uint64_t received, ReplicaAnswer& out) {
+  spdlog::warn("volume {}: resync run of epoch {} lost frames (expected sequence {}, got {}): "
+               "asking for a new run",
+               entry_.name, syncing_epoch_, sync_high_ + 1, received);
+  sync_broken_ = true;
+  gap_reported_ = sync_high_ + 1;
+  // GAP names a sequence past the expected one (the wire's rule); a chunk
+  // or RESYNC_DONE that gave the loss away may carry the expected one.
+  out.reply = Gap{entry_.uuid, syncing_epoch_, sync_high_ + 1, std::max(received, sync_high_ + 2)};
+}
+
 ReplicaAnswer VolumeReplica::OnReplicate(const Replicate& m) {
   ReplicaAnswer out;
   std::lock_guard lock(mu_);
@@ -476,8 +518,13 @@ ReplicaAnswer VolumeReplica::OnReplicate(const Replicate& m) {
     // follows on the stream every chunk read before its write and every
     // earlier REPLICATE, so one at or below what the stream already carried
     // is a replay: applied, it would roll bytes back, and RESYNC_DONE would
-    // vouch for them.
-    if (m.sequence <= sync_high_) return out;
+    // vouch for them. One past the next sequence means the stream lost
+    // frames: the run is broken.
+    if (sync_broken_ || m.sequence <= sync_high_) return out;
+    if (m.sequence != sync_high_ + 1) {
+      BreakSyncLocked(m.sequence, out);
+      return out;
+    }
     sync_high_ = m.sequence;
     std::memcpy(memory_.data() + m.offset, m.data.data(), m.data.size());
     region_stale_ = true;
@@ -532,16 +579,38 @@ ReplicaAnswer VolumeReplica::OnResyncChunk(const ResyncChunk& m) {
     return out;
   }
   if (syncing_epoch_ == m.epoch && m.as_of_sequence < sync_high_) return out;
-  if (syncing_epoch_ != m.epoch) {
+  if (m.first) {
+    // A run starts (the first of this epoch, or one after a broken or
+    // interrupted run): everything the primary sends from here on reaches
+    // us in order, or the run is broken.
+    if (syncing_epoch_ != m.epoch) {
+      content_epoch_ = 0;
+      content_seq_ = 0;
+      vouch_ = false;
+      out.changed = true;
+    }
     syncing_epoch_ = m.epoch;
-    sync_high_ = 0;
-    content_epoch_ = 0;
-    content_seq_ = 0;
-    vouch_ = false;
+    sync_high_ = m.as_of_sequence;
+    sync_chunks_ = 0;
+    sync_broken_ = false;
     gap_reported_ = 0;
-    out.changed = true;
+  } else if (syncing_epoch_ != m.epoch) {
+    // The run's first chunk never came (lost with a dropped connection):
+    // nothing of the run can be trusted.
+    if (gap_reported_ != 1) {
+      gap_reported_ = 1;
+      out.reply = Gap{m.volume, m.epoch, 0, std::max<uint64_t>(m.as_of_sequence, 1)};
+    }
+    return out;
+  } else if (sync_broken_) {
+    return out;
+  } else if (m.as_of_sequence != sync_high_) {
+    // A chunk is read after every REPLICATE at or below its sequence went
+    // out on this stream: a higher one means some of them were lost.
+    BreakSyncLocked(m.as_of_sequence, out);
+    return out;
   }
-  sync_high_ = std::max(sync_high_, m.as_of_sequence);
+  ++sync_chunks_;
   std::memcpy(memory_.data() + off, m.data.data(), m.data.size());
   region_stale_ = true;
   return out;
@@ -573,7 +642,22 @@ ReplicaAnswer VolumeReplica::OnResyncDone(const ResyncDone& m) {
   // The stream carried a chunk or a REPLICATE past it: a replay of an
   // earlier resync's end, not this one's.
   if (syncing_epoch_ == m.epoch && m.sequence < sync_high_) return out;
+  if (syncing_epoch_ == m.epoch &&
+      (sync_broken_ || m.sequence != sync_high_ || m.chunks_sent != sync_chunks_)) {
+    // Frames of this run were lost (REPLICATEs before the end, or chunks):
+    // the copy is not what the primary vouches for. Ask for a new run.
+    if (!sync_broken_) {
+      spdlog::warn("volume {}: resync run of epoch {} ends at sequence {} after {} chunk(s), "
+                   "but this copy got sequence {} and {} chunk(s): asking for a new run",
+                   entry_.name, m.epoch, m.sequence, m.chunks_sent, sync_high_, sync_chunks_);
+    }
+    sync_broken_ = true;
+    out.reply = Gap{m.volume, m.epoch, sync_high_ + 1, std::max(m.sequence, sync_high_ + 2)};
+    return out;
+  }
   syncing_epoch_ = 0;
+  sync_broken_ = false;
+  sync_chunks_ = 0;
   content_epoch_ = m.epoch;
   content_seq_ = m.sequence;
   vouch_ = true;

@@ -152,6 +152,14 @@ class VolumeReplica {
   FanOutNews TakeFanOutNews();
   // In-sync replicas with a requested ack outstanding for longer than `limit`.
   std::vector<std::string> FanOutOverdue(Nanos limit) const;
+  // Starts a resync run of `host` (docs/replication.md "Resync"): under
+  // send_mu_, adds it to the fan-out as syncing and queues chunk `index`
+  // as the run's first, so that nothing of the run precedes that chunk on
+  // the stream and every REPLICATE after it follows. False, with `host`
+  // out of the fan-out, when this host is not epoch's primary or the frame
+  // cannot be queued (the caller retries the run later).
+  bool BeginResync(const std::string& host, std::shared_ptr<FrameLink> link, uint64_t epoch,
+                   uint32_t chunk_size, uint32_t index, bool last);
   // Reads chunk `index` of the copy, stamped with the current sequence, and
   // queues it to `host`, both under send_mu_: a REPLICATE of a later write
   // follows it on the stream. False when `host` is not in the fan-out
@@ -224,6 +232,9 @@ class VolumeReplica {
                      std::span<const std::shared_ptr<const Bytes>> frames);
   void DropTargetLocked(std::map<std::string, FanOutTarget>::iterator it, std::string why);
   ResyncChunk ReadChunkLocked(uint64_t epoch, uint32_t chunk_size, uint32_t index) const;
+  // The current resync run lost frames (`received` came out of order):
+  // marks it broken and answers GAP.
+  void BreakSyncLocked(uint64_t received, ReplicaAnswer& out);
   void SetDurableLocked(uint64_t seq) {
     durable_ = seq;
     durable_pub_.store(seq, std::memory_order_release);
@@ -259,6 +270,13 @@ class VolumeReplica {
   // (a chunk's as_of_sequence, a REPLICATE's sequence). On one primary's
   // stream these never go back, so a frame below it is a replay.
   uint64_t sync_high_ = 0;
+  // Chunks the current run carried, its first included; RESYNC_DONE must
+  // name the same number.
+  uint32_t sync_chunks_ = 0;
+  // The current run lost a frame (a sequence or chunk count skipped): GAP
+  // was sent, nothing more of the run is applied and its RESYNC_DONE is
+  // refused; the primary starts a new run.
+  bool sync_broken_ = false;
   // memory_ changed by another primary's frames (replicate, resync,
   // adoption) since the region last took it: the region is behind.
   bool region_stale_ = false;

@@ -67,6 +67,8 @@ void JoinEpoch(VolumeReplica& r, uint64_t epoch, uint64_t seq = 0) {
   c.epoch = epoch;
   c.chunk_size = 4096;
   c.chunk_index = 0;
+  c.as_of_sequence = seq;
+  c.first = true;
   c.data.assign(4096, std::byte{0});
   (void)r.OnResyncChunk(c);
   auto a = r.OnResyncDone(ResyncDone{c.volume, epoch, seq, 1});
@@ -161,6 +163,7 @@ BOOST_AUTO_TEST_CASE(ResyncConvergesWhileWritesGoOn) {
   c.chunk_size = 4096;
   c.chunk_index = 1;
   c.as_of_sequence = 5;
+  c.first = true;
   c.data.assign(4096, std::byte{0x55});
   (void)r->OnResyncChunk(c);
   BOOST_TEST(r->View().syncing_epoch == 1u);
@@ -179,8 +182,11 @@ BOOST_AUTO_TEST_CASE(ResyncConvergesWhileWritesGoOn) {
   BOOST_TEST(std::get<Ack>(*next.reply).acked_sequence == 7u);
 }
 
-ResyncChunk Chunk(uint64_t epoch, uint32_t index, uint64_t as_of, uint8_t fill) {
+// The first chunk of a resync run unless `first` is false.
+ResyncChunk Chunk(uint64_t epoch, uint32_t index, uint64_t as_of, uint8_t fill,
+                  bool first = true) {
   ResyncChunk c;
+  c.first = first;
   c.volume = Entry({}).uuid;
   c.epoch = epoch;
   c.chunk_size = 4096;
@@ -221,7 +227,7 @@ BOOST_AUTO_TEST_CASE(ReplayedResyncChunkMidResyncDoesNotUndoALaterWrite) {
   BOOST_TEST(static_cast<int>(ByteAt(*r, 0)) == 0x66);
   BOOST_TEST(static_cast<int>(ByteAt(*r, 100)) == 0x55);
   // A chunk read later (as of 6) is not a replay: it lands.
-  (void)r->OnResyncChunk(Chunk(1, 1, 6, 0x56));
+  (void)r->OnResyncChunk(Chunk(1, 1, 6, 0x56, /*first=*/false));
   BOOST_TEST(static_cast<int>(ByteAt(*r, 4096)) == 0x56);
   // A stale RESYNC_DONE (of sequence 5, before what was applied) does not
   // end the resync at a position the copy is already past.
@@ -272,6 +278,76 @@ BOOST_AUTO_TEST_CASE(ReplayedResyncFramesAfterTheResyncChangeNothing) {
   BOOST_TEST(static_cast<int>(ByteAt(*r, 0)) == 0x44);
 }
 
+// A resync run whose stream lost frames (a dropped connection takes what
+// was in flight) must not be vouched for: the replica notices the skip,
+// answers GAP, refuses the run's RESYNC_DONE, and a new run repairs it.
+Gap RequireGap(const ReplicaAnswer& a) {
+  BOOST_REQUIRE(a.reply && std::holds_alternative<Gap>(*a.reply));
+  return std::get<Gap>(*a.reply);
+}
+
+BOOST_AUTO_TEST_CASE(ALostReplicateBreaksTheRunAndANewRunRepairsIt) {
+  TempDir d;
+  auto r = Make(d.path, {"a", "b"});
+  (void)r->OnResyncChunk(Chunk(1, 0, 5, 0x55));
+  (void)r->OnReplicate(Rep(1, 6, 0, 0x66));
+  // 7 (a write to chunk 1) never arrives; 8 does.
+  const Gap g = RequireGap(r->OnReplicate(Rep(1, 8, 8192, 0x88)));
+  BOOST_TEST(g.epoch == 1u);
+  BOOST_TEST(g.expected_sequence == 7u);
+  BOOST_TEST(g.received_sequence == 8u);
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 8192)) == 0);  // nothing of a broken run lands
+  // The run's end is refused: the copy lacks 7.
+  (void)RequireGap(r->OnResyncDone(ResyncDone{Entry({}).uuid, 1, 8, 1}));
+  BOOST_TEST(!r->View().vouch);
+  BOOST_TEST(r->View().syncing_epoch == 1u);
+  // The primary's new run: its chunks carry 7's bytes.
+  (void)r->OnResyncChunk(Chunk(1, 1, 8, 0x77));
+  (void)r->OnResyncChunk(Chunk(1, 2, 8, 0x88, /*first=*/false));
+  auto done = r->OnResyncDone(ResyncDone{Entry({}).uuid, 1, 8, 2});
+  BOOST_REQUIRE(done.reply && std::holds_alternative<Ack>(*done.reply));
+  BOOST_TEST(std::get<Ack>(*done.reply).acked_sequence == 8u);
+  BOOST_TEST(r->View().vouch);
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 4096)) == 0x77);
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 8192)) == 0x88);
+}
+
+BOOST_AUTO_TEST_CASE(AChunkPastTheRunsSequenceBreaksTheRun) {
+  TempDir d;
+  auto r = Make(d.path, {"a", "b"});
+  (void)r->OnResyncChunk(Chunk(1, 0, 5, 0x55));
+  // Read as of 7: REPLICATEs 6 and 7 went out before it and were lost.
+  const Gap g = RequireGap(r->OnResyncChunk(Chunk(1, 1, 7, 0x77, /*first=*/false)));
+  BOOST_TEST(g.expected_sequence == 6u);
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 4096)) == 0);
+  (void)RequireGap(r->OnResyncDone(ResyncDone{Entry({}).uuid, 1, 7, 2}));
+  BOOST_TEST(!r->View().vouch);
+}
+
+BOOST_AUTO_TEST_CASE(ALostChunkIsCaughtByTheRunsChunkCount) {
+  TempDir d;
+  auto r = Make(d.path, {"a", "b"});
+  (void)r->OnResyncChunk(Chunk(1, 0, 5, 0x55));
+  // Chunk 1 lost; chunk 2 of the same sequence arrives.
+  (void)r->OnResyncChunk(Chunk(1, 2, 5, 0x22, /*first=*/false));
+  (void)RequireGap(r->OnResyncDone(ResyncDone{Entry({}).uuid, 1, 5, 3}));
+  BOOST_TEST(!r->View().vouch);
+  BOOST_TEST(r->View().syncing_epoch == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(ARunWithoutItsFirstChunkIsNotApplied) {
+  TempDir d;
+  auto r = Make(d.path, {"a", "b"});
+  JoinEpoch(*r, 1, 4);
+  // A new run's first chunk was lost: its other chunks and its end change
+  // nothing, and the replica asks for the run again.
+  const Gap g = RequireGap(r->OnResyncChunk(Chunk(1, 1, 9, 0x99, /*first=*/false)));
+  BOOST_TEST(g.expected_sequence == 0u);
+  BOOST_TEST(static_cast<int>(ByteAt(*r, 4096)) == 0);
+  BOOST_TEST(r->View().content_seq == 4u);
+  BOOST_TEST(r->View().vouch);
+}
+
 BOOST_AUTO_TEST_CASE(StaleEpochResyncDoneChangesNothing) {
   TempDir d;
   auto r = Make(d.path, {"a", "b", "c"});
@@ -305,6 +381,7 @@ BOOST_AUTO_TEST_CASE(VotesOnlyWhenVouchingAndNewer) {
   c.volume = Entry({}).uuid;
   c.epoch = 1;
   c.chunk_size = 4096;
+  c.first = true;
   c.data.assign(4096, std::byte{1});
   (void)r->OnResyncChunk(c);
   m = r->OnPropose(EpochPropose{Entry({}).uuid, 2, 1, 0, "c"}, "c");

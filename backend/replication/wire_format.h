@@ -54,8 +54,13 @@ inline constexpr uint8_t kLastType = 15;
 // Flags.
 inline constexpr uint16_t kFlagAckRequested = 0x0001;  // REPLICATE: ack after applying this one
 inline constexpr uint16_t kFlagLastChunk = 0x0001;     // RESYNC_CHUNK: the last chunk of a resync
+// RESYNC_CHUNK: the first chunk of a resync run. Nothing of the run comes
+// before it on the stream; the replica counts the run from it, so that a
+// frame the stream lost (a dropped connection) is noticed rather than
+// vouched for by RESYNC_DONE.
+inline constexpr uint16_t kFlagFirstChunk = 0x0002;
 inline constexpr uint16_t kReplicateFlags = kFlagAckRequested;
-inline constexpr uint16_t kResyncChunkFlags = kFlagLastChunk;
+inline constexpr uint16_t kResyncChunkFlags = kFlagLastChunk | kFlagFirstChunk;
 // EPOCH_PROPOSE: the candidate takes over from a primary it believes gone;
 // a voter that is, or reaches, a live primary other than the candidate
 // rejects it (kPrimaryAlive).
