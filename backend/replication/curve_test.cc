@@ -27,6 +27,7 @@
 #include <zmq.hpp>
 
 #include "backend/replication/cluster_config.h"
+#include "backend/replication/testing/zmq_test_support.h"
 #include "backend/replication/zap_handler.h"
 #include "tests/child_process.h"
 
@@ -37,6 +38,8 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 constexpr auto kDeadline = 10s;
+using testing::Monitor;
+using testing::NewPair;
 
 struct SkipWithoutCurve {
   SkipWithoutCurve() {
@@ -48,12 +51,6 @@ struct SkipWithoutCurve {
   }
 };
 BOOST_TEST_GLOBAL_FIXTURE(SkipWithoutCurve);
-
-CurveKeyPair NewPair() {
-  auto p = GenerateCurveKeyPair();
-  BOOST_REQUIRE_MESSAGE(p.ok(), p.status().ToString());
-  return *p;
-}
 
 // A fresh directory, removed with its content at the end of the test.
 struct TempDir {
@@ -277,55 +274,6 @@ BOOST_AUTO_TEST_SUITE_END()
 
 // ---------------------------------------------------------------------------
 // Sockets.
-
-// Events of one socket, read from its monitor (zmq_socket_monitor) through
-// an inproc PAIR. Created before the socket binds or connects.
-class Monitor {
- public:
-  Monitor(zmq::context_t& ctx, zmq::socket_t& s) {
-    static int counter = 0;
-    const std::string endpoint = "inproc://curve-test-monitor-" + std::to_string(++counter);
-    BOOST_REQUIRE(zmq_socket_monitor(s.handle(), endpoint.c_str(), ZMQ_EVENT_ALL) == 0);
-    pair_ = zmq::socket_t(ctx, zmq::socket_type::pair);
-    pair_.set(zmq::sockopt::linger, 0);
-    pair_.connect(endpoint);
-  }
-
-  // Waits for `event` (skipping others) and returns its value, or nullopt
-  // after the deadline.
-  std::optional<int32_t> WaitFor(uint16_t event) {
-    const auto deadline = std::chrono::steady_clock::now() + kDeadline;
-    while (true) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return std::nullopt;
-      zmq::pollitem_t item{pair_.handle(), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, left);
-      if ((item.revents & ZMQ_POLLIN) == 0) continue;
-      zmq::message_t head, address;
-      BOOST_REQUIRE(pair_.recv(head));
-      BOOST_REQUIRE(head.more());
-      BOOST_REQUIRE(pair_.recv(address));
-      BOOST_REQUIRE(head.size() == 6u);
-      uint16_t got = 0;
-      int32_t value = 0;
-      std::memcpy(&got, head.data(), 2);
-      std::memcpy(&value, static_cast<const char*>(head.data()) + 2, 4);
-      seen_.push_back(got);
-      if (got == event) return value;
-    }
-  }
-
-  std::string Seen() const {
-    std::string s;
-    for (uint16_t e : seen_) s += " 0x" + (std::stringstream() << std::hex << e).str();
-    return s;
-  }
-
- private:
-  zmq::socket_t pair_;
-  std::vector<uint16_t> seen_;
-};
 
 // Refusals reported by the ZapHandler's callback (on its thread).
 struct Refusals {
@@ -659,7 +607,7 @@ struct ToolRun {
 
 ToolRun RunTool(std::vector<std::string> args) {
   args.insert(args.begin(), std::string(VNVRAM_BIN_DIR) + "/nvram-tool");
-  auto child = testing::ChildProcess::Spawn(args);
+  auto child = vnvram::testing::ChildProcess::Spawn(args);
   BOOST_REQUIRE_MESSAGE(child.ok(), child.status().ToString());
   ToolRun run;
   while (true) {

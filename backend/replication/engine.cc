@@ -305,7 +305,10 @@ class Engine::IoThread {
   void ReplyInvalid(const std::string& to, wire::InvalidReason why, std::string text);
   void SendHello(Peer& p);
   void Seen(Peer& p);
-  void PeerRestarted(Peer& p);
+  // The peer runs a new process: its copies need a full resync. Its
+  // DEALER session is re-opened unless `session_is_new` (HELLO_ACK of the
+  // new process).
+  void PeerRestarted(Peer& p, bool session_is_new = false);
   void LoseSession(Peer& p, std::string_view why);
   void Tick();
   // Acts on what the persisting threads left (FanOutNews).
@@ -973,6 +976,16 @@ void Engine::IoThread::OnDealerFrame(Peer& p, const Message& m) {
       spdlog::warn("replication: {} answered HELLO as {}", p.id, QuoteForError(ack->host_id));
       return;
     }
+    if (p.in_incarnation != 0 && ack->incarnation != p.in_incarnation) {
+      // The answer of a new process (its own HELLO to our ROUTER may come
+      // later): whatever this host remembers of the peer's copies, the
+      // positions it acknowledged, is gone with the old one. Without this a
+      // resync could start before that HELLO, from the dirty chunks since
+      // the old process's position, over a copy restarted from an older
+      // vault, and vouch for it.
+      PeerRestarted(p, /*session_is_new=*/true);
+    }
+    p.in_incarnation = ack->incarnation;
     if (!p.out_session) spdlog::info("replication: session to {} open", p.id);
     p.out_session = true;
     p.bad_frames = 0;
@@ -1141,7 +1154,7 @@ void Engine::IoThread::Seen(Peer& p) {
   }
 }
 
-void Engine::IoThread::PeerRestarted(Peer& p) {
+void Engine::IoThread::PeerRestarted(Peer& p, bool session_is_new) {
   spdlog::warn("replication: peer {} restarted (new incarnation): its copies need a full resync",
                p.id);
   for (auto& [key, vs] : vstate_) {
@@ -1151,8 +1164,9 @@ void Engine::IoThread::PeerRestarted(Peer& p) {
     it->second.since.reset();
     MarkOutdated(vs, p.id, it->second, "restarted");
   }
-  // Our DEALER's session died with the old process.
-  LoseSession(p, "peer restarted");
+  // Our DEALER's session died with the old process (unless it is the one
+  // that just opened, to the new process).
+  if (!session_is_new) LoseSession(p, "peer restarted");
 }
 
 void Engine::IoThread::LoseSession(Peer& p, std::string_view why) {

@@ -27,6 +27,7 @@
 #include "backend/replication/curve.h"
 #include "backend/replication/engine.h"
 #include "backend/replication/message.h"
+#include "backend/replication/testing/zmq_test_support.h"
 #include "backend/replication/wire_format.h"
 #include "common/endian.h"
 #include "common/log.h"
@@ -38,6 +39,8 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 constexpr auto kDeadline = 10s;
+using testing::Monitor;
+using testing::NewPair;
 constexpr std::string_view kVolume = "5d2e8c1a-3f4b-4a6c-9e7d-1b2c3d4e5f60";
 constexpr uint64_t kSize = 64 * 1024;
 constexpr uint32_t kChunk = 4096;
@@ -58,12 +61,6 @@ struct TempDir {
 struct Keys {
   CurveKeyPair a, b, c;
 };
-
-CurveKeyPair NewPair() {
-  auto p = GenerateCurveKeyPair();
-  BOOST_REQUIRE_MESSAGE(p.ok(), p.status().ToString());
-  return *p;
-}
 
 // Hosts a, b and c; one volume replicated on b (its first replica, so a
 // never proposes an epoch by itself), a and c. b's and c's endpoints are
@@ -118,45 +115,6 @@ ResyncChunk Chunk(uint64_t epoch, uint32_t index, uint64_t as_of, uint8_t fill,
   c.data.assign(kChunk, std::byte{fill});
   return c;
 }
-
-// Events of one socket (zmq_socket_monitor through an inproc PAIR).
-class Monitor {
- public:
-  Monitor(zmq::context_t& ctx, zmq::socket_t& s) {
-    static int counter = 0;
-    const std::string endpoint = "inproc://hostile-peer-monitor-" + std::to_string(++counter);
-    BOOST_REQUIRE(zmq_socket_monitor(s.handle(), endpoint.c_str(), ZMQ_EVENT_ALL) == 0);
-    pair_ = zmq::socket_t(ctx, zmq::socket_type::pair);
-    pair_.set(zmq::sockopt::linger, 0);
-    pair_.connect(endpoint);
-  }
-  // Waits for `event` (skipping others): its value, or nullopt after the
-  // deadline.
-  std::optional<int32_t> WaitFor(uint16_t event) {
-    const auto deadline = std::chrono::steady_clock::now() + kDeadline;
-    for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return std::nullopt;
-      zmq::pollitem_t item{pair_.handle(), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, left);
-      if ((item.revents & ZMQ_POLLIN) == 0) continue;
-      zmq::message_t head, address;
-      BOOST_REQUIRE(pair_.recv(head));
-      BOOST_REQUIRE(head.more());
-      BOOST_REQUIRE(pair_.recv(address));
-      BOOST_REQUIRE(head.size() == 6u);
-      uint16_t got = 0;
-      int32_t value = 0;
-      std::memcpy(&got, head.data(), 2);
-      std::memcpy(&value, static_cast<const char*>(head.data()) + 2, 4);
-      if (got == event) return value;
-    }
-  }
-
- private:
-  zmq::socket_t pair_;
-};
 
 // One DEALER to the engine's ROUTER.
 class Link {

@@ -286,12 +286,13 @@ Status FaultCluster::AttachPaths() {
 }
 
 Result<std::unique_ptr<ChildProcess>> FaultCluster::SpawnWriter(uint64_t from, uint64_t count,
+                                                                uint32_t tag,
                                                                 uint64_t pause_every) {
   return ChildProcess::Spawn(
       {options_.bin_dir + "/vnvram-guest-demo", "--platform", PlatformSpec(0, 1), "--volume",
        volume_, "--timeout-ms", std::to_string(options_.guest_timeout_ms), "--log-level", "info",
        "write", "--from", std::to_string(from), "--count", std::to_string(count), "--pause-every",
-       std::to_string(pause_every), "--timestamps"});
+       std::to_string(pause_every), "--tag", std::to_string(tag), "--timestamps"});
 }
 
 std::string FaultCluster::Repl(const std::string& id, std::string_view key) {

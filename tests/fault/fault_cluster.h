@@ -73,8 +73,9 @@ class FaultCluster {
 
   // The guest's two paths, attached with nvram-tool on host A.
   Status AttachPaths();
-  // vnvram-guest-demo write in the guest.
-  Result<std::unique_ptr<ChildProcess>> SpawnWriter(uint64_t from, uint64_t count,
+  // vnvram-guest-demo write in the guest, its records tagged `tag` (the
+  // ledger's pass).
+  Result<std::unique_ptr<ChildProcess>> SpawnWriter(uint64_t from, uint64_t count, uint32_t tag,
                                                     uint64_t pause_every);
 
   // Replication keys of a member (empty when absent or unreadable), and

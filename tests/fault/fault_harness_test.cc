@@ -152,8 +152,9 @@ std::vector<std::byte> Region(uint64_t size) {
   return std::vector<std::byte>(size);
 }
 
-void Put(std::vector<std::byte>& r, uint64_t seq) {
-  demo::EncodeRecord(seq, 1, 7, std::span(r).subspan(demo::RecordOffset(seq), demo::kRecordSize));
+void Put(std::vector<std::byte>& r, uint64_t seq, uint32_t pass = 0) {
+  demo::EncodeRecord(seq, 1, RecordLedger::TagOf(pass),
+                     std::span(r).subspan(demo::RecordOffset(seq), demo::kRecordSize));
 }
 
 BOOST_AUTO_TEST_CASE(LedgerTakesRecordsInOrder) {
@@ -206,6 +207,7 @@ BOOST_AUTO_TEST_CASE(LedgerInALaterPassExpectsEverySlotButTheNextOne) {
     BOOST_TEST(l.Acked(s).ok());
   }
   BOOST_TEST(l.StartPass().ok());
+  Put(r, 0, 1);
   BOOST_TEST(l.Acked(0).ok());
   // Slot 1 is in flight; slots 2 and 3 hold pass 0's acknowledged records.
   r[demo::RecordOffset(1)] = std::byte{0};
@@ -214,6 +216,26 @@ BOOST_AUTO_TEST_CASE(LedgerInALaterPassExpectsEverySlotButTheNextOne) {
   const auto bad = l.Check(r);
   BOOST_TEST_REQUIRE(bad.size() == 1u);
   BOOST_TEST(bad[0].seq == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(LedgerFindsARewriteACopyMissed) {
+  RecordLedger l(4096 + 4 * 64);
+  auto r = Region(4096 + 4 * 64);
+  for (uint64_t s = 0; s < 4; ++s) {
+    Put(r, s);
+    BOOST_TEST(l.Acked(s).ok());
+  }
+  BOOST_TEST(l.StartPass().ok());
+  Put(r, 0, 1);
+  BOOST_TEST(l.Acked(0).ok());
+  BOOST_TEST(l.Acked(1).ok());  // acknowledged in pass 1, but the copy kept pass 0's record
+  const auto bad = l.Check(r);
+  BOOST_TEST_REQUIRE(bad.size() == 1u);
+  BOOST_TEST(bad[0].seq == 1u);
+  BOOST_TEST(bad[0].why.find("rewrite missed") != std::string::npos, bad[0].why);
+  // Slots 2 and 3 still hold pass 0's records, as they should.
+  Put(r, 1, 1);
+  BOOST_TEST(l.Check(r).empty());
 }
 
 }  // namespace

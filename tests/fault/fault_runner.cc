@@ -112,7 +112,7 @@ class Runner {
       if (Status s = ledger_.StartPass(); !s.ok()) return s;
     }
     const uint64_t from = ledger_.next();
-    auto w = c_.SpawnWriter(from, ledger_.capacity() - from, o_.pause_every);
+    auto w = c_.SpawnWriter(from, ledger_.capacity() - from, ledger_.tag(), o_.pause_every);
     if (!w.ok()) return w.status();
     writer_ = std::move(w).value();
     if (!writer_log_.is_open()) writer_log_.open(c_.scratch() + "/writer.log", std::ios::app);

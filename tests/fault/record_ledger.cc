@@ -44,7 +44,17 @@ std::vector<RecordLedger::Finding> RecordLedger::Check(std::span<const std::byte
     const auto c =
         demo::CheckRecord(s, region.subspan(demo::RecordOffset(s), demo::kRecordSize), &why);
     if (c == demo::RecordCheck::kEmpty) why = "missing (zero)";
-    if (c != demo::RecordCheck::kValid) bad.push_back({s, why});
+    if (c != demo::RecordCheck::kValid) {
+      bad.push_back({s, why});
+      continue;
+    }
+    const uint64_t pass = s < next_ ? pass_ : pass_ - 1;
+    const uint32_t writer =
+        demo::RecordWriter(region.subspan(demo::RecordOffset(s), demo::kRecordSize));
+    if (writer != TagOf(pass)) {
+      bad.push_back({s, "holds the version tagged " + std::to_string(writer) + ", not pass " +
+                            std::to_string(pass) + "'s (a rewrite missed)"});
+    }
   }
   return bad;
 }

@@ -1,8 +1,9 @@
 // RecordLedger: the fault harness's checker model of one volume written by
 // vnvram-guest-demo (tools/guest-demo/demo_record.h): which record numbers
 // the guest saw acknowledged, in passes over the region (pass 0 fills it,
-// each later pass rewrites every slot with the same record number), and the
-// check of a copy of the region against it. Not thread-safe.
+// each later pass rewrites every slot with the same record number, tagged
+// with the pass: `write --tag`), and the check of a copy of the region
+// against it. Not thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +21,9 @@ class RecordLedger {
 
   uint64_t capacity() const { return capacity_; }
   uint64_t pass() const { return pass_; }
+  // The writer tag of this pass's records.
+  uint32_t tag() const { return TagOf(pass_); }
+  static uint32_t TagOf(uint64_t pass) { return static_cast<uint32_t>(pass); }
   // The next record number the writer stores (nothing at or after it in
   // this pass was acknowledged).
   uint64_t next() const { return next_; }
@@ -37,9 +41,11 @@ class RecordLedger {
     std::string why;
   };
   // Checks the bytes of a copy of the whole region: every acknowledged
-  // record still there. The slot at next() is exempt (a store that no
-  // persist covered may sit there, whole or torn); so are the never
-  // written slots of pass 0. Returns the records that fail.
+  // record still there, of the pass that last acknowledged it (a slot
+  // holding an earlier pass's record missed a rewrite). The slot at next()
+  // is exempt (a store that no persist covered may sit there, whole or
+  // torn); so are the never written slots of pass 0. Returns the records
+  // that fail.
   std::vector<Finding> Check(std::span<const std::byte> region) const;
 
  private:

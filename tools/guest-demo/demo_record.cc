@@ -68,4 +68,10 @@ RecordCheck CheckRecord(uint64_t seq, std::span<const std::byte> in, std::string
   return RecordCheck::kValid;
 }
 
+uint32_t RecordWriter(std::span<const std::byte> in) {
+  std::byte rec[8];
+  std::memcpy(rec, in.data(), sizeof(rec));
+  return LoadLE<uint32_t>(rec + 4);
+}
+
 }  // namespace vnvram::demo

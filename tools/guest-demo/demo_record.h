@@ -23,6 +23,10 @@ enum class RecordCheck { kValid, kEmpty, kCorrupt };
 // valid record number `seq`; `why` says what.
 RecordCheck CheckRecord(uint64_t seq, std::span<const std::byte> in, std::string* why);
 
+// The writer field of a record CheckRecord found valid (the process id,
+// or the tag `write --tag` gave).
+uint32_t RecordWriter(std::span<const std::byte> in);
+
 uint64_t RecordOffset(uint64_t seq);
 // How many records fit in a region of `size` bytes.
 uint64_t RecordCapacity(uint64_t size);

@@ -69,7 +69,7 @@ uint64_t WallUs() {
 
 int Write(vnvram::Device& dev, uint64_t from, uint64_t count, uint64_t batch,
           std::optional<uint64_t> pause_after, std::optional<uint64_t> pause_mapped,
-          std::optional<uint64_t> pause_every, bool timestamps) {
+          std::optional<uint64_t> pause_every, bool timestamps, std::optional<uint32_t> tag) {
   const uint64_t cap = vnvram::demo::RecordCapacity(dev.size());
   if (from + count > cap) {
     return Fail("write",
@@ -79,7 +79,7 @@ int Write(vnvram::Device& dev, uint64_t from, uint64_t count, uint64_t batch,
   uint64_t gen = dev.generation();
   std::vector<uint64_t> lat;
   lat.reserve(count);
-  const uint32_t writer = static_cast<uint32_t>(getpid());
+  const uint32_t writer = tag.value_or(static_cast<uint32_t>(getpid()));
   uint64_t seq = from;
   while (seq < from + count) {
     const uint64_t n = std::min(batch, from + count - seq);
@@ -225,7 +225,7 @@ int Main(int argc, char** argv) {
   app.add_option("--log-level", log_level,
                  "libvnvram's log on stderr: trace, debug, info, warn "
                  "(default), error or off");
-  std::string from = "0", count, batch = "1", pause_after, pause_mapped, pause_every;
+  std::string from = "0", count, batch = "1", pause_after, pause_mapped, pause_every, tag;
   CLI::App* write = app.add_subcommand("write", "write and persist records");
   write->add_option("--from", from, "first record number");
   write->add_option("--count", count, "records to write")->required();
@@ -235,6 +235,9 @@ int Main(int argc, char** argv) {
                     "pause before storing record from+K (region() in hand); wait for a stdin line");
   write->add_option("--pause-every", pause_every,
                     "pause after every N records; wait for a stdin line each time");
+  write->add_option("--tag", tag,
+                    "the records' writer field (default: the process id); a checker can "
+                    "tell passes over the region apart by it");
   bool timestamps = false;
   write->add_flag("--timestamps", timestamps,
                   "end each persisted/remapped line in t_us=<wall clock, us since the epoch>");
@@ -304,7 +307,13 @@ int Main(int argc, char** argv) {
       if (!p.ok()) return Fail("arguments", p.status());
       every = *p;
     }
-    rc = Write(**dev, *f, *c, *b, pause, mapped, every, timestamps);
+    std::optional<uint32_t> writer_tag;
+    if (!tag.empty()) {
+      auto p = vnvram::ParseU64InRange(tag, 0, UINT32_MAX, "--tag");
+      if (!p.ok()) return Fail("arguments", p.status());
+      writer_tag = static_cast<uint32_t>(*p);
+    }
+    rc = Write(**dev, *f, *c, *b, pause, mapped, every, timestamps, writer_tag);
   } else if (verify->parsed()) {
     auto c = vnvram::ParseU64(vcount, "--count");
     if (!c.ok()) return Fail("arguments", c.status());
