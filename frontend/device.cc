@@ -59,6 +59,12 @@ constexpr int kMonitorPeriodMs = 1000;
 // xenstore change) after kRecoverRetryMin, doubling up to kRecoverRetryMax.
 constexpr Nanos kRecoverRetryMin = std::chrono::milliseconds(250);
 constexpr Nanos kRecoverRetryMax = std::chrono::seconds(2);
+// A request unanswered this long while a connected standby reports the
+// primary unreachable gets the active path probed (again at most this
+// often), even if that report was never seen changing from up: a standby
+// that restarted may publish "down" first and never "up" (its link to the
+// primary came and went between two publications).
+constexpr Nanos kHintProbeAfter = std::chrono::milliseconds(500);
 
 std::string_view OpName(uint8_t op) {
   switch (op) {
@@ -1101,7 +1107,25 @@ class Device::Impl {
             failover_needed_ = Reason::kRingTimeout;
             continue;
           }
-          if (limit - now < dl.Remaining()) wait = Deadline(SystemClock::Instance(), limit - now);
+          Nanos wake = limit;
+          if (StandbyReportsPrimaryDown()) {
+            const Nanos probe_at = std::max(*oldest + kHintProbeAfter, next_hint_probe_);
+            if (now >= probe_at) {
+              next_hint_probe_ = now + kHintProbeAfter;
+              if (!ProbeActive()) {
+                active_->xb->log().Warn(
+                    "a request went unanswered for {} ms, a standby reports the primary "
+                    "unreachable and the active path did not answer a probe within {} ms: "
+                    "failing over",
+                    std::chrono::duration_cast<std::chrono::milliseconds>(now - *oldest).count(),
+                    options_.probe_timeout.count());
+                failover_needed_ = Reason::kBackendGone;
+              }
+              continue;
+            }
+            wake = std::min(wake, probe_at);
+          }
+          if (wake - now < dl.Remaining()) wait = Deadline(SystemClock::Instance(), wake - now);
         }
       }
       if (SpinForResponses()) continue;
@@ -1701,6 +1725,17 @@ class Device::Impl {
   bool recover_blocked_ = false;
   Nanos recover_retry_at_{0};  // while blocked: try again then anyway
   Nanos recover_backoff_{0};   // doubles per failed failover, reset by a good one
+  Nanos next_hint_probe_{0};   // kHintProbeAfter: not before then
+
+  // A connected standby whose backend last said the primary is unreachable.
+  bool StandbyReportsPrimaryDown() const {
+    for (const auto& [dev, p] : paths_) {
+      if (p.get() != active_ && p->conn != nullptr && !p->failed && !p->gone && !p->primary_link) {
+        return true;
+      }
+    }
+    return false;
+  }
 
   void CheckRecoverRetry() {
     if (recover_blocked_ && SystemClock::Instance().Now() >= recover_retry_at_) {

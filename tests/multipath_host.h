@@ -180,6 +180,9 @@ class MultipathHost {
     return *rc;
   }
 
+  void Write(const std::string& path, std::string_view value) {
+    BOOST_TEST_REQUIRE(xs_->Write(platform::kNoTx, path, value).ok(), "write " << path);
+  }
   std::string Read(const std::string& path) {
     auto v = xs_->Read(platform::kNoTx, path);
     return v.ok() ? *v : std::string();

@@ -114,6 +114,39 @@ BOOST_AUTO_TEST_CASE(KillOfTheActiveBackendUnderLoadLosesNothing) {
   VerifyAll(h, 3000);
 }
 
+// A standby whose backend reports the primary unreachable from the start (a
+// restarted backend publishes "down" first, and may never publish "up" if
+// its link to the primary comes and goes between two publications) still
+// gets the active path probed when a request waits: the kill -9 of the
+// active backend is found by that probe (backend-gone) well before the
+// ring timeout, here longer than the guest's request deadline.
+BOOST_AUTO_TEST_CASE(AStandbyThatNeverReportedTheLinkUpStillHelpsFindADeadPrimary) {
+  MultipathHost h(MultipathSpec{});
+  StartHealthy(h);
+  auto g = h.Guest({"--path-timeout-ms", "60000", "write", "--count", "3000", "--pause-after",
+                    "500"});
+  BOOST_TEST_REQUIRE(g->WaitForLine("paused 499", kClusterWait).ok(), g->transcript());
+  // Path 1's backend key says down (a backend that has not published "up"
+  // yet); a0 and the link are fine, so the probe this causes finds a0 alive.
+  h.Write(schema::BackendKey(2, 1, 1, schema::be::kPrimaryLink), schema::be::kPrimaryLinkDown);
+  BOOST_TEST_REQUIRE(g->WriteStdin("go\n").ok());
+  BOOST_TEST_REQUIRE(g->WaitForLine("persisted 1000 ", kClusterWait).ok(), g->transcript());
+  BOOST_TEST(h.Mp(mp::kActivePath) == "0", Outcome(h));
+  h.Kill("a0");
+  const int rc = Finish(*g);
+  BOOST_TEST_REQUIRE(rc == 0, Tail(g->transcript()) << Outcome(h) << h.Logs());
+  BOOST_TEST_REQUIRE(h.WaitFor("the failover reported",
+                               [&] {
+                                 return h.Mp(mp::kFailoverState) == mp::kFailoverStateDone &&
+                                        h.Mp(mp::kFailoverCompleted) == "0";
+                               }),
+                     Outcome(h));
+  BOOST_TEST(h.Mp(mp::kFailoverResult) == mp::kFailoverResultOk, Outcome(h));
+  BOOST_TEST(h.Mp(mp::kFailoverReason) == mp::kFailoverReasonBackendGone, Outcome(h));
+  BOOST_TEST(h.Mp(mp::kFailoverTo) == "1", Outcome(h));
+  VerifyAll(h, 3000);
+}
+
 // Operator failover both ways while the guest writes.
 BOOST_AUTO_TEST_CASE(OperatorFailoverBothWaysUnderLoad) {
   MultipathHost h(MultipathSpec{});
