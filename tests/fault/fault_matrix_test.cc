@@ -25,11 +25,19 @@ BOOST_AUTO_TEST_CASE(FiftyFaultsLoseNothing) {
   }
   BOOST_TEST_MESSAGE("seed " << seed << " (VNVRAM_FAULT_SEED repeats it)");
   FaultClusterOptions co;
+  FaultRunOptions o;
+#ifdef VNVRAM_SANITIZED_BUILD
+  // Every process runs several times slower: the deadlines scale with it.
+  constexpr uint32_t kSlowdown = 4;
+  co.persist_timeout_ms *= kSlowdown;
+  co.guest_timeout_ms *= kSlowdown;
+  o.failover_deadline *= kSlowdown;
+  BOOST_TEST_MESSAGE("sanitized build: deadlines x" << kSlowdown);
+#endif
   co.bin_dir = VNVRAM_BIN_DIR;
   co.keep_dir = std::getenv("VNVRAM_KEEP_TEST_DIR") != nullptr;
   auto cluster = FaultCluster::Create(co);
   BOOST_TEST_REQUIRE(cluster.ok(), cluster.status().ToString());
-  FaultRunOptions o;
   o.faults = 50;
   o.seed = seed;
   o.progress = [](const std::string& line) { BOOST_TEST_MESSAGE(line); };
