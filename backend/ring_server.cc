@@ -262,9 +262,8 @@ void RingServer::CommitGroup() {
       // durable, this one included once it can again. Only a failure no
       // other path would change is an I/O error.
       const Code code = r.status().code();
-      status = code == Code::kFailedPrecondition || code == Code::kUnavailable
-                   ? VNVRAMIF_RSP_EAGAIN
-                   : VNVRAMIF_RSP_ERROR;
+      status = code == Code::kFailedPrecondition || code == Code::kUnavailable ? VNVRAMIF_RSP_EAGAIN
+                                                                               : VNVRAMIF_RSP_ERROR;
       stats_.failed += group_members_.size();
       seq = sink_.DurableSeq();
       log_.Warn("persist of {} range(s) for {} request(s) failed: {}", group_ranges_.size(),

@@ -123,8 +123,8 @@ BOOST_AUTO_TEST_CASE(KillOfTheActiveBackendUnderLoadLosesNothing) {
 BOOST_AUTO_TEST_CASE(AStandbyThatNeverReportedTheLinkUpStillHelpsFindADeadPrimary) {
   MultipathHost h(MultipathSpec{});
   StartHealthy(h);
-  auto g = h.Guest({"--path-timeout-ms", "60000", "write", "--count", "3000", "--pause-after",
-                    "500"});
+  auto g =
+      h.Guest({"--path-timeout-ms", "60000", "write", "--count", "3000", "--pause-after", "500"});
   BOOST_TEST_REQUIRE(g->WaitForLine("paused 499", kClusterWait).ok(), g->transcript());
   // Path 1's backend key says down (a backend that has not published "up"
   // yet); a0 and the link are fine, so the probe this causes finds a0 alive.
@@ -327,7 +327,8 @@ BOOST_AUTO_TEST_CASE(FlappingBackendsLoseNothing) {
                                   h.Mp(mp::kFailoverState) == mp::kFailoverStateDone &&
                                   h.Repl(next, rk::kRole) == rk::kRolePrimary;
                          }),
-               Outcome(h) << "\n" << Tail(g->transcript()));
+               Outcome(h) << "\n"
+                          << Tail(g->transcript()));
     BOOST_TEST_MESSAGE("round " << round << ": killed " << active << ", failover in "
                                 << h.Mp(mp::kFailoverDurationUs) << " us");
     h.Start(active);  // back as a replica; resynchronised

@@ -1280,8 +1280,7 @@ void Engine::IoThread::StartResync(VolumeState& vs, const std::string& host, Tra
   t.resync_started = clock_.Now();
   // The run's first chunk, and every REPLICATE from now on after it, on the
   // stream the rest of its chunks take (DriveResyncs).
-  if (!vs.replica->BeginResync(host, p->data, v.epoch, chunk, t.chunks[0],
-                               t.chunks.size() == 1)) {
+  if (!vs.replica->BeginResync(host, p->data, v.epoch, chunk, t.chunks[0], t.chunks.size() == 1)) {
     MarkOutdated(vs, host, t, "cannot queue the first chunk of its resync");
     return;
   }

@@ -103,8 +103,7 @@ Replicate Rep(uint64_t epoch, uint64_t seq, uint64_t off, uint8_t fill, bool ack
 }
 
 // The first chunk of a resync run unless `first` is false.
-ResyncChunk Chunk(uint64_t epoch, uint32_t index, uint64_t as_of, uint8_t fill,
-                  bool first = true) {
+ResyncChunk Chunk(uint64_t epoch, uint32_t index, uint64_t as_of, uint8_t fill, bool first = true) {
   ResyncChunk c;
   c.first = first;
   c.volume = Vol();

@@ -164,8 +164,8 @@ BOOST_AUTO_TEST_CASE(AReplicaThatRestartedGetsAFullCopyEvenBeforeItsOwnHello) {
   b = std::make_unique<FakeReplica>(ctx, endpoint, 2);
   const std::optional<uint32_t> again = b->ServeUntilResynced();
   BOOST_REQUIRE_MESSAGE(again.has_value(), "a never resynced the restarted b");
-  BOOST_TEST(*again == kChunks, "a resynced the new process with " << *again << " of "
-                                                                   << kChunks << " chunks");
+  BOOST_TEST(*again == kChunks,
+             "a resynced the new process with " << *again << " of " << kChunks << " chunks");
   b.reset();
   BOOST_TEST(a->Shutdown().ok());
 }

@@ -479,9 +479,10 @@ void VolumeReplica::StepDownLocked(bool fenced) {
 }
 
 void VolumeReplica::BreakSyncLocked(uint64_t received, ReplicaAnswer& out) {
-  spdlog::warn("volume {}: resync run of epoch {} lost frames (expected sequence {}, got {}): "
-               "asking for a new run",
-               entry_.name, syncing_epoch_, sync_high_ + 1, received);
+  spdlog::warn(
+      "volume {}: resync run of epoch {} lost frames (expected sequence {}, got {}): "
+      "asking for a new run",
+      entry_.name, syncing_epoch_, sync_high_ + 1, received);
   sync_broken_ = true;
   gap_reported_ = sync_high_ + 1;
   // GAP names a sequence past the expected one (the wire's rule); a chunk
@@ -647,9 +648,10 @@ ReplicaAnswer VolumeReplica::OnResyncDone(const ResyncDone& m) {
     // Frames of this run were lost (REPLICATEs before the end, or chunks):
     // the copy is not what the primary vouches for. Ask for a new run.
     if (!sync_broken_) {
-      spdlog::warn("volume {}: resync run of epoch {} ends at sequence {} after {} chunk(s), "
-                   "but this copy got sequence {} and {} chunk(s): asking for a new run",
-                   entry_.name, m.epoch, m.sequence, m.chunks_sent, sync_high_, sync_chunks_);
+      spdlog::warn(
+          "volume {}: resync run of epoch {} ends at sequence {} after {} chunk(s), "
+          "but this copy got sequence {} and {} chunk(s): asking for a new run",
+          entry_.name, m.epoch, m.sequence, m.chunks_sent, sync_high_, sync_chunks_);
     }
     sync_broken_ = true;
     out.reply = Gap{m.volume, m.epoch, sync_high_ + 1, std::max(m.sequence, sync_high_ + 2)};

@@ -183,8 +183,7 @@ BOOST_AUTO_TEST_CASE(ResyncConvergesWhileWritesGoOn) {
 }
 
 // The first chunk of a resync run unless `first` is false.
-ResyncChunk Chunk(uint64_t epoch, uint32_t index, uint64_t as_of, uint8_t fill,
-                  bool first = true) {
+ResyncChunk Chunk(uint64_t epoch, uint32_t index, uint64_t as_of, uint8_t fill, bool first = true) {
   ResyncChunk c;
   c.first = first;
   c.volume = Entry({}).uuid;
