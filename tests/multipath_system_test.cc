@@ -63,6 +63,17 @@ int Finish(ChildProcess& g) {
   return rc.ok() ? *rc : -1;
 }
 
+// The guest's first automatic failover (request 0) has its outcome
+// published.
+void RequireFirstFailoverReported(MultipathHost& h) {
+  BOOST_TEST_REQUIRE(h.WaitFor("the failover reported",
+                               [&] {
+                                 return h.Mp(mp::kFailoverState) == mp::kFailoverStateDone &&
+                                        h.Mp(mp::kFailoverCompleted) == "0";
+                               }),
+                     Outcome(h));
+}
+
 // A fresh guest process verifies records [0, count).
 void VerifyAll(MultipathHost& h, int64_t count) {
   std::string out;
@@ -97,12 +108,7 @@ BOOST_AUTO_TEST_CASE(KillOfTheActiveBackendUnderLoadLosesNothing) {
   BOOST_TEST_REQUIRE(rc == 0, Tail(g->transcript()) << Outcome(h) << h.Logs());
   BOOST_TEST(LastPersisted(g->transcript()) == 2999);
   BOOST_TEST(g->transcript().find("remapped") != std::string::npos, g->transcript());
-  BOOST_TEST_REQUIRE(h.WaitFor("the failover reported",
-                               [&] {
-                                 return h.Mp(mp::kFailoverState) == mp::kFailoverStateDone &&
-                                        h.Mp(mp::kFailoverCompleted) == "0";
-                               }),
-                     Outcome(h));
+  RequireFirstFailoverReported(h);
   BOOST_TEST(h.Mp(mp::kFailoverResult) == mp::kFailoverResultOk, Outcome(h));
   BOOST_TEST(h.Mp(mp::kFailoverFrom) == "0");
   BOOST_TEST(h.Mp(mp::kFailoverTo) == "1");
@@ -135,12 +141,7 @@ BOOST_AUTO_TEST_CASE(AStandbyThatNeverReportedTheLinkUpStillHelpsFindADeadPrimar
   h.Kill("a0");
   const int rc = Finish(*g);
   BOOST_TEST_REQUIRE(rc == 0, Tail(g->transcript()) << Outcome(h) << h.Logs());
-  BOOST_TEST_REQUIRE(h.WaitFor("the failover reported",
-                               [&] {
-                                 return h.Mp(mp::kFailoverState) == mp::kFailoverStateDone &&
-                                        h.Mp(mp::kFailoverCompleted) == "0";
-                               }),
-                     Outcome(h));
+  RequireFirstFailoverReported(h);
   BOOST_TEST(h.Mp(mp::kFailoverResult) == mp::kFailoverResultOk, Outcome(h));
   BOOST_TEST(h.Mp(mp::kFailoverReason) == mp::kFailoverReasonBackendGone, Outcome(h));
   BOOST_TEST(h.Mp(mp::kFailoverTo) == "1", Outcome(h));
