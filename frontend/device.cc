@@ -51,6 +51,9 @@ constexpr size_t kMaxCopyChunksInFlight = 8;
 constexpr uint64_t kChunkBytes = uint64_t{VNVRAMIF_MAX_SEGMENTS} * VNVRAMIF_PAGE_SIZE;
 // A failover tries one candidate for at most this long while others remain.
 constexpr Nanos kCandidateBudget = std::chrono::seconds(5);
+// At open, how long a path whose backend says it is the primary, on its way
+// to InitWait, is waited for before another path is asked to take over.
+constexpr Nanos kServingPathGrace = std::chrono::seconds(1);
 // Closing a standby path does not wait longer than this for its backend.
 constexpr Nanos kStandbyCloseBudget = std::chrono::seconds(1);
 // The monitor thread looks at the paths at least this often.
@@ -646,8 +649,11 @@ class Device::Impl {
     // A backend that is slow to map the ring (a loaded or emulated host)
     // gets twice the time on each further try of the same path.
     std::map<const Path*, int> tries;
+    // Set when a primary's path is first seen on its way to InitWait.
+    std::optional<Deadline> serving_grace;
     for (;;) {
       const std::vector<Path*> order = Ordered();
+      bool primary_on_its_way = false;
       if (order.size() == 1) {
         // One path: its handshake, waiting for the backend as long as it
         // takes (within the deadline).
@@ -674,6 +680,8 @@ class Device::Impl {
           p->epoch = v->epoch;
           if (v->state != XS::kInitWait || !v->online) {
             Nudge(*p, *v);
+            // An earlier guest's ring still closing, say.
+            primary_on_its_way = primary_on_its_way || (v->online && v->role == be::kRolePrimary);
             continue;
           }
           const int n = std::min(tries[p]++, 4);
@@ -688,7 +696,15 @@ class Device::Impl {
         if (!p->ready() || !p->serving()) continue;
         if (chosen == nullptr || p->epoch > chosen->epoch) chosen = p;
       }
-      if (chosen == nullptr) {
+      // The primary's own path is coming: asking another path to take over
+      // would only be refused (the primary is alive), after a round of the
+      // majority rule. Wait for it, a little.
+      if (chosen == nullptr && primary_on_its_way && !serving_grace) {
+        serving_grace.emplace(SystemClock::Instance(), kServingPathGrace);
+      }
+      const bool wait_for_primary =
+          chosen == nullptr && primary_on_its_way && !serving_grace->Expired();
+      if (chosen == nullptr && !wait_for_primary) {
         for (Path* p : order) {
           if (!p->ready()) continue;
           ActivationResult r = Activate(*p, /*force=*/true, dl);
@@ -713,7 +729,13 @@ class Device::Impl {
         return Status::Timeout("no path of volume " + volume_.ToString() + " became usable" +
                                (last.ok() ? std::string() : ": " + last.message()));
       }
-      VNVRAM_RETURN_IF_ERROR(WaitAny(dl).status());
+      if (wait_for_primary) {
+        const Deadline wdl(SystemClock::Instance(),
+                           std::min(dl.Remaining(), serving_grace->Remaining()));
+        VNVRAM_RETURN_IF_ERROR(WaitAny(wdl).status());
+      } else {
+        VNVRAM_RETURN_IF_ERROR(WaitAny(dl).status());
+      }
     }
   }
 

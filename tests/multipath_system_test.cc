@@ -95,6 +95,33 @@ BOOST_AUTO_TEST_CASE(OpenChoosesThePrimarysPathAndKeepsTheOtherStandby) {
   VerifyAll(h, 20);
 }
 
+// After an operator failover to path 1 the guest exits; a new guest process
+// opens the volume while both backends cycle through Closed to InitWait.
+// Path 0 comes first in path order (priority 2) and may be connected first,
+// but a1 is the primary: the open waits for path 1 rather than asking a0 to
+// take the volume over from a live primary (which a0 refuses, after a
+// round of the majority rule the guest waits for).
+BOOST_AUTO_TEST_CASE(AReopenWaitsForThePrimarysPathInsteadOfActivatingAnother) {
+  MultipathHost h(MultipathSpec{});
+  StartHealthy(h);
+  auto g = h.Guest({"write", "--count", "20", "--pause-after", "10"});
+  BOOST_TEST_REQUIRE(g->WaitForLine("paused 9", kClusterWait).ok(), g->transcript());
+  auto r = h.Tool({"failover", "1", h.volume(), "--to", "1", "--timeout", "20"});
+  BOOST_TEST_REQUIRE(r.exit_code == 0, r.out << Outcome(h) << h.Logs());
+  BOOST_TEST_REQUIRE(g->WriteStdin("go\n").ok());
+  BOOST_TEST_REQUIRE(Finish(*g) == 0, g->transcript());
+  const std::string epoch = h.Repl("a1", rk::kEpoch);
+  const std::string a0_activated = h.Read(schema::BackendKey(0, 1, 0, schema::be::kActivated));
+  for (int i = 0; i < 5; ++i) {
+    VerifyAll(h, 20);
+    BOOST_TEST(h.Repl("a1", rk::kRole) == rk::kRolePrimary);
+    BOOST_TEST(h.Repl("a1", rk::kEpoch) == epoch);
+    // No activation was asked of path 0's backend.
+    BOOST_TEST(h.Read(schema::BackendKey(0, 1, 0, schema::be::kActivated)) == a0_activated,
+               "open " << i << ": " << h.Logs());
+  }
+}
+
 // The first test: kill -9 of the active backend under a continuous
 // persist workload; the guest carries on over path 1 and every record it
 // saw acknowledged is there.

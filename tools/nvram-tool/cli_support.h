@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/parse.h"
@@ -48,6 +49,17 @@ inline Status RejectExtras(const CLI::App* cmd) {
 inline Status Require(const CLI::App* cmd, const std::string& option) {
   if (cmd->get_option(option)->count() != 0) return {};
   return Status::InvalidArgument(option + " is required (see " + cmd->get_name() + " --help)");
+}
+
+// --backend of a command that reads the local vnvramd: the domain given,
+// or nullopt when the option is absent, which means this domain (nvram-tool
+// runs beside the vnvramd it asks about: 0 in dom0, N in driver domain N).
+inline Result<std::optional<DomId>> ParseLocalBackend(const CLI::App* cmd,
+                                                      const std::string& value) {
+  if (cmd->get_option("--backend")->count() == 0) return std::optional<DomId>();
+  auto b = ParseDomId(value, "--backend");
+  if (!b.ok()) return b.status();
+  return std::optional<DomId>(*b);
 }
 
 // The platform named by --platform and a xenstore handle on it (the

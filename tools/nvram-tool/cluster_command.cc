@@ -120,8 +120,7 @@ void PrintCluster(const ClusterView& view) {
     std::printf("  here: %s, epoch %s, sequence %s%s\n", p->role.c_str(), p->epoch.c_str(),
                 p->sequence.c_str(), p->serving == "1" ? ", serving" : "");
     for (const auto& r : p->replicas) {
-      std::printf("  replica %-16s %-9s acked %s\n", r.host.c_str(), r.state.c_str(),
-                  r.acked.c_str());
+      std::printf("  %s\n", ReplicaLine(r).c_str());
     }
   }
   for (const auto& d : view.Drift()) std::printf("note: %s\n", d.c_str());
@@ -138,7 +137,7 @@ class ClusterCommand : public Command {
     status_->allow_extras();
     status_->add_option("--cluster", cluster_,
                         "cluster file (default $VNVRAM_CLUSTER, else /etc/vnvram/cluster.json)");
-    status_->add_option("--backend", backend_, "domain running the local vnvramd (default 0)");
+    status_->add_option("--backend", backend_, "domain running the local vnvramd (default: this domain)");
     status_->add_flag("--json", json_, "machine-readable output (schema: docs/nvram-tool.md)");
   }
 
@@ -151,7 +150,7 @@ class ClusterCommand : public Command {
       if (cluster_.empty()) return UsageError("--cluster '': empty file name");
       file = cluster_;
     }
-    auto b = ParseDomId(backend_, "--backend");
+    auto b = ParseLocalBackend(status_, backend_);
     if (!b.ok()) return UsageError(b.status().message());
     auto view = LoadClusterView(file, platform_spec, *b);
     if (!view.ok()) return Failure(view.status());
@@ -166,7 +165,7 @@ class ClusterCommand : public Command {
  private:
   CLI::App* sub_ = nullptr;
   CLI::App* status_ = nullptr;
-  std::string cluster_, backend_ = "0";
+  std::string cluster_, backend_;
   bool json_ = false;
 };
 

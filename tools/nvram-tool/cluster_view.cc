@@ -84,10 +84,11 @@ std::vector<std::string> ClusterView::Drift() const {
 }
 
 Result<ClusterView> LoadClusterView(const std::string& cluster_file,
-                                    const std::string& platform_spec, DomId backend) {
+                                    const std::string& platform_spec,
+                                    std::optional<DomId> backend) {
   ClusterView view;
   view.cluster_file = cluster_file;
-  view.backend = backend;
+  view.backend = backend.value_or(0);
   auto c = replication::LoadClusterConfig(cluster_file);
   if (!c.ok()) return c.status();
   view.config = std::move(c).value();
@@ -96,14 +97,15 @@ Result<ClusterView> LoadClusterView(const std::string& cluster_file,
     view.no_local_view = session.status().ToString();
     return view;
   }
-  view.daemon = ReadDaemonInfo(*session->xs, backend);
-  auto repl = ReadReplicationStatus(*session->xs, backend);
+  view.backend = backend.value_or(session->platform->self_domid());
+  view.daemon = ReadDaemonInfo(*session->xs, view.backend);
+  auto repl = ReadReplicationStatus(*session->xs, view.backend);
   if (repl.ok()) {
     view.repl = std::move(repl).value();
   } else if (repl.status().code() != Code::kNotFound) {
     view.no_local_view = repl.status().ToString();
   } else if (!view.daemon.present()) {
-    view.no_local_view = "domain " + std::to_string(backend) + " runs no vnvramd";
+    view.no_local_view = "domain " + std::to_string(view.backend) + " runs no vnvramd";
   }
   return view;
 }

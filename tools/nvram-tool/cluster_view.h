@@ -51,8 +51,10 @@ struct ClusterView {
 
 // Loads and validates `cluster_file`; then, best effort, reads the local
 // view through `platform_spec` (a failure there is recorded in
-// no_local_view, not returned). Errors: the cluster file's.
+// no_local_view, not returned) from the vnvramd of domain `backend`, this
+// domain when nullopt. Errors: the cluster file's.
 Result<ClusterView> LoadClusterView(const std::string& cluster_file,
-                                    const std::string& platform_spec, DomId backend);
+                                    const std::string& platform_spec,
+                                    std::optional<DomId> backend);
 
 }  // namespace vnvram::tools

@@ -48,6 +48,7 @@
 #include "common/version.h"
 #include "platform/platform.h"
 #include "tools/nvram-tool/cluster_command.h"
+#include "tools/nvram-tool/cluster_view.h"
 #include "tools/nvram-tool/failover_request.h"
 #include "tools/nvram-tool/monitor.h"
 #include "tools/nvram-tool/replication_admin.h"
@@ -240,12 +241,12 @@ int Main(int argc, char** argv) {
   k_out_opt->excludes(k_pub_opt);
   k_force_opt->needs(k_out_opt);
 
-  std::string p_vol, p_backend = "0", p_timeout = "30000";
+  std::string p_vol, p_backend, p_timeout = "30000";
   bool p_force = false;
   CLI::App* promote = app.add_subcommand(
       "promote", "make the local vnvramd primary of a replicated volume for a new epoch");
   promote->add_option("--volume", p_vol, "volume UUID")->required();
-  promote->add_option("--backend", p_backend, "domain running vnvramd (default 0)");
+  promote->add_option("--backend", p_backend, "domain running vnvramd (default: this domain)");
   promote->add_flag("--force", p_force,
                     "promote without a majority: acknowledged persists held only by unreachable "
                     "hosts may be lost");
@@ -255,7 +256,8 @@ int Main(int argc, char** argv) {
   bool i_hex = false, i_json = false;
   CLI::App* inspect = app.add_subcommand(
       "inspect", "read a range of a host's copy of a volume over ZeroMQ (crc32c and sequence)");
-  inspect->add_option("--cluster", i_cluster, "cluster file")->required();
+  inspect->add_option("--cluster", i_cluster,
+                      "cluster file (default $VNVRAM_CLUSTER, else /etc/vnvram/cluster.json)");
   inspect->add_option("--host", i_host, "host to ask")->required();
   inspect->add_option("--key-file", i_key, "CurveZMQ key pair (when the cluster has keys)");
   inspect->add_option("--volume", i_vol, "volume UUID")->required();
@@ -322,8 +324,14 @@ int Main(int argc, char** argv) {
     if (cmd->Parsed()) return cmd->Run(platform_spec);
   }
 
-  if (inspect->parsed())
-    return InspectCommand(i_cluster, i_host, i_key, i_vol, i_off, i_len, i_timeout, i_hex, i_json);
+  if (inspect->parsed()) {
+    std::string file = vnvram::tools::DefaultClusterFile();
+    if (inspect->get_option("--cluster")->count() != 0) {
+      if (i_cluster.empty()) return UsageError("--cluster '': empty file name");
+      file = i_cluster;
+    }
+    return InspectCommand(file, i_host, i_key, i_vol, i_off, i_len, i_timeout, i_hex, i_json);
+  }
 
   // Parse every argument before touching xenstore.
   vnvram::tools::AttachSpec spec;
@@ -361,12 +369,12 @@ int Main(int argc, char** argv) {
   }
 
   vnvram::Uuid p_uuid;
-  vnvram::DomId backend_id = 0;
+  std::optional<vnvram::DomId> backend_id;
   std::chrono::milliseconds p_wait{0};
   if (promote->parsed()) {
     auto vol = vnvram::ParseUuid(p_vol, "--volume");
     if (!vol.ok()) return UsageError(vol.status().message());
-    auto b = vnvram::ParseDomId(p_backend, "--backend");
+    auto b = vnvram::tools::ParseLocalBackend(promote, p_backend);
     if (!b.ok()) return UsageError(b.status().message());
     auto t = vnvram::ParseU64InRange(p_timeout, 1, 3600 * 1000, "--timeout-ms");
     if (!t.ok()) return UsageError(t.status().message());
@@ -426,7 +434,8 @@ int Main(int argc, char** argv) {
   if (!xs.ok()) return Failure(xs.status().WithContext("opening xenstore"));
 
   if (promote->parsed()) {
-    auto r = vnvram::tools::Promote(**xs, backend_id, p_uuid, p_force, p_wait);
+    auto r = vnvram::tools::Promote(**xs, backend_id.value_or((*platform)->self_domid()), p_uuid,
+                                    p_force, p_wait);
     if (!r.ok()) return Failure(r.status());
     std::printf("promote request %llu: %s\n", static_cast<unsigned long long>(r->request),
                 r->result.c_str());

@@ -3,6 +3,8 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <cerrno>
 #include <random>
 #include <zmq.hpp>
@@ -66,6 +68,13 @@ Result<PromoteOutcome> Promote(platform::XenStore& xs, DomId backend, const Uuid
   }
   (void)xs.Unwatch(key(rk::kPromoteCompleted), token);
   return out;
+}
+
+std::string ReplicaLine(const ReplicaRow& r) {
+  std::string line = fmt::format("replica {:<16} {:<9} acked {}", r.host, r.state,
+                                 r.acked.empty() ? "-" : r.acked);
+  if (r.state == "syncing") line += ", resync " + (r.progress.empty() ? "-" : r.progress) + "%";
+  return line;
 }
 
 Result<ReplicationStatus> ReadReplicationStatus(platform::XenStore& xs, DomId backend) {

@@ -31,6 +31,9 @@ Result<PromoteOutcome> Promote(platform::XenStore& xs, DomId backend, const Uuid
 struct ReplicaRow {
   std::string host, state, progress, acked;
 };
+// "replica HOST STATE acked N", with ", resync P%" while syncing (the
+// progress of an earlier resync means nothing once the replica is in sync).
+std::string ReplicaLine(const ReplicaRow& r);
 struct VolumeReplicationStatus {
   std::string uuid, name, size, policy, role, epoch, sequence, content_epoch, promise, vouch,
       serving, risk;

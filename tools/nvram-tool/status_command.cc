@@ -125,8 +125,7 @@ void PrintText(const StatusReport& r) {
                 v.epoch.c_str(), v.sequence.c_str(), v.serving.c_str(), v.vouch.c_str());
     std::printf("  risk: %s\n", v.risk.c_str());
     for (const auto& rr : v.replicas) {
-      std::printf("  replica %-16s %-9s progress %3s%%  acked %s\n", rr.host.c_str(),
-                  rr.state.c_str(), rr.progress.c_str(), rr.acked.c_str());
+      std::printf("  %s\n", ReplicaLine(rr).c_str());
     }
     for (const auto& d : r.devices) {
       if (d.volume == v.uuid)
@@ -162,7 +161,7 @@ class StatusCommand : public Command {
         "everything the local vnvramd publishes: daemon, replicated volumes with their paths, "
         "replicas and epochs, peers, and each device with its statistics");
     sub_->allow_extras();
-    sub_->add_option("--backend", backend_, "domain running vnvramd (default 0)");
+    sub_->add_option("--backend", backend_, "domain running vnvramd (default: this domain)");
     domain_opt_ = sub_->add_option(
         "--domain", domain_, "only the devices of this guest domain and the volumes they lead to");
     sub_->add_flag("--json", json_, "machine-readable output (schema: docs/nvram-tool.md)");
@@ -172,7 +171,7 @@ class StatusCommand : public Command {
 
   int Run(const std::string& platform_spec) override {
     if (Status s = RejectExtras(sub_); !s.ok()) return UsageError(s.message());
-    auto b = ParseDomId(backend_, "--backend");
+    auto b = ParseLocalBackend(sub_, backend_);
     if (!b.ok()) return UsageError(b.status().message());
     std::optional<DomId> domain;
     if (domain_opt_->count() != 0) {
@@ -185,9 +184,9 @@ class StatusCommand : public Command {
     platform::XenStore& xs = *session->xs;
 
     StatusReport r;
-    r.backend = *b;
-    r.daemon = ReadDaemonInfo(xs, *b);
-    auto repl = ReadReplicationStatus(xs, *b);
+    r.backend = b->value_or(session->platform->self_domid());
+    r.daemon = ReadDaemonInfo(xs, r.backend);
+    auto repl = ReadReplicationStatus(xs, r.backend);
     if (repl.ok()) {
       r.replicated = true;
       r.repl = std::move(repl).value();
@@ -196,11 +195,11 @@ class StatusCommand : public Command {
     } else {
       r.repl.host_id = r.daemon.host_id.value_or("-");
     }
-    auto devices = ReadServedDevices(xs, *b);
+    auto devices = ReadServedDevices(xs, r.backend);
     if (!devices.ok()) return Failure(devices.status());
     r.devices = std::move(devices).value();
     if (!r.daemon.present() && !r.replicated && r.devices.empty()) {
-      return Failure(Status::NotFound("domain " + std::to_string(*b) +
+      return Failure(Status::NotFound("domain " + std::to_string(r.backend) +
                                       " runs no vnvramd: no daemon keys, no replication state, "
                                       "no devices"));
     }
@@ -222,7 +221,7 @@ class StatusCommand : public Command {
  private:
   CLI::App* sub_ = nullptr;
   CLI::Option* domain_opt_ = nullptr;
-  std::string backend_ = "0";
+  std::string backend_;
   std::string domain_;
   bool json_ = false;
 };

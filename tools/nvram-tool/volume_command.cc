@@ -139,7 +139,7 @@ class VolumeCommand : public Command {
         "list", "the cluster file's volumes and, where the local vnvramd holds one, its state");
     list_->allow_extras();
     list_->add_option("--cluster", l_cluster_, cluster_help);
-    list_->add_option("--backend", l_backend_, "domain running the local vnvramd (default 0)");
+    list_->add_option("--backend", l_backend_, "domain running the local vnvramd (default: this domain)");
     list_->add_flag("--json", l_json_, "machine-readable output (schema: docs/nvram-tool.md)");
   }
 
@@ -247,7 +247,7 @@ class VolumeCommand : public Command {
     if (Status s = RejectExtras(list_); !s.ok()) return UsageError(s.message());
     auto cluster = ClusterFile(list_, l_cluster_);
     if (!cluster.ok()) return UsageError(cluster.status().message());
-    auto b = ParseDomId(l_backend_, "--backend");
+    auto b = ParseLocalBackend(list_, l_backend_);
     if (!b.ok()) return UsageError(b.status().message());
     auto view = LoadClusterView(*cluster, platform_spec, *b);
     if (!view.ok()) return Failure(view.status());
@@ -267,7 +267,7 @@ class VolumeCommand : public Command {
   CLI::Option* c_uuid_opt_ = nullptr;
   std::string d_cluster_, d_volume_;
   bool d_force_ = false;
-  std::string l_cluster_, l_backend_ = "0";
+  std::string l_cluster_, l_backend_;
   bool l_json_ = false;
 };
 
