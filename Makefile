@@ -2,6 +2,8 @@
 #
 #   make            build everything into build/ (binaries in build/bin/)
 #   make test       build, then run every test tier; ends with ctest's summary
+#   make demo       the whole story on the sim platform (tools/demo.sh)
+#   make tour       a guided tour of nvram-tool on the sim platform (tools/tour.sh)
 #   make deps       install the Debian packages the project needs
 #   make install    install into $(DESTDIR)$(PREFIX)
 #   make deb        Debian packages with dpkg-buildpackage, in $(BUILD)/deb/
@@ -91,6 +93,14 @@ soak: configure
 demo: configure
 	cmake --build $(BUILD) -j$(JOBS) --target vnvram-xenstored vnvramd nvram-tool vnvram-guest-demo vnvram-journal
 	tools/demo.sh $(BUILD)/bin
+
+# A guided tour of nvram-tool on the sim platform (tools/tour.sh), as the
+# shell transcript the README shows: create, attach, list, status,
+# cluster status, monitor, failover, inspect, detach.
+.PHONY: tour
+tour: configure
+	cmake --build $(BUILD) -j$(JOBS) --target vnvram-xenstored vnvramd nvram-tool vnvram-guest-demo
+	tools/tour.sh $(BUILD)/bin
 
 # The Xen lab: boots real Xen + a PV dom0 under qemu (TCG) and runs the
 # product's scenarios there (tests/lab/, docs/lab.md). Exit 77: cannot run here.

@@ -22,6 +22,7 @@ for b in vnvram-xenstored vnvramd nvram-tool vnvram-guest-demo; do
   [[ -x $BIN/$b ]] || { echo "tour: $BIN/$b is missing (run make tour)" >&2; exit 1; }
 done
 command -v perl >/dev/null || { echo "tour: perl is missing (perl-base, Essential on Debian)" >&2; exit 1; }
+command -v xenstore-read >/dev/null || { echo "tour: xenstore-read is missing (xenstore-utils; make deps)" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/vnvram-tour.XXXXXX)
 PIDS=()

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -46,15 +47,18 @@ struct Run {
 };
 
 // Runs `argv` (argv[0] absolute) once through /bin/sh with stderr sent to
-// a file of its own (RunProgram interleaves both streams).
-Run RunSplit(const std::vector<std::string>& argv) {
+// a file of its own (RunProgram interleaves both streams), with `env` added
+// to the environment.
+Run RunSplit(const std::vector<std::string>& argv,
+             std::map<std::string, std::string> env = {}) {
   char tmpl[] = "/tmp/vnvram-tool-stderr-XXXXXX";
   const int fd = ::mkstemp(tmpl);
   BOOST_TEST_REQUIRE(fd >= 0);
   ::close(fd);
   std::vector<std::string> sh{"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>\"$VNVRAM_TEST_STDERR\""};
   sh.insert(sh.end(), argv.begin(), argv.end());
-  auto r = sim::testing::RunProgram(sh, {{"VNVRAM_TEST_STDERR", tmpl}}, kRun);
+  env.emplace("VNVRAM_TEST_STDERR", tmpl);
+  auto r = sim::testing::RunProgram(sh, env, kRun);
   const std::string err = testing::ReadWholeFile(tmpl);
   ::unlink(tmpl);
   BOOST_TEST_REQUIRE(r.ok(), r.status().ToString());
@@ -572,6 +576,18 @@ BOOST_AUTO_TEST_CASE(StatusAndClusterStatusShowWhatTheRunningClusterPublishes) {
                            "--volume", vol.uuid, "--offset", "0", "--length", "4096"});
   BOOST_TEST(in_text.out.find("crc32c " + in["crc32c"].get<std::string>()) != std::string::npos,
              in_text.out);
+  // Without --cluster, inspect reads $VNVRAM_CLUSTER like the other commands.
+  auto in_env = RunSplit({ClusterBin("nvram-tool"), "inspect", "--host", "a", "--volume", vol.uuid,
+                          "--offset", "0", "--length", "4096"},
+                         {{"VNVRAM_CLUSTER", file}});
+  BOOST_TEST(in_env.exit_code == 0, in_env.err);
+  BOOST_TEST(in_env.out == in_text.out);
+
+  // --backend defaults to the domain the tool runs in: run in the guest's
+  // domain 1, status reads domain 1's (absent) vnvramd, not dom0's.
+  auto from_guest = RunSplit(Tool(c.node("a").Dom1(), {"status"}));
+  BOOST_TEST(from_guest.exit_code == 1);
+  BOOST_TEST(from_guest.err.find("domain 1 runs no vnvramd") != std::string::npos, from_guest.err);
 
   // A volume added to the file is not in the running vnvramd until it
   // restarts: volume list and cluster status say so.
