@@ -56,7 +56,12 @@ export VNVRAM_PLATFORM=sim:$D/xs:0
 export VNVRAM_CLUSTER=$D/cluster.json
 
 # say LINE...: a blank line, then each LINE as a comment.
-say() { echo; printf '# %s\n' "$@"; }
+say() {
+  echo
+  printf '# %s\n' "$1"
+  shift
+  (( $# == 0 )) || printf '#    %s\n' "$@"
+}
 show() { printf '$ %s\n' "$1"; }
 # run 'COMMAND': prints it, then runs it (its output follows).
 run() { show "$1"; eval "$1"; }
@@ -120,6 +125,7 @@ echo "#   VNVRAM_PLATFORM=sim:\$D/xs:0 (commands act as dom0)  VNVRAM_CLUSTER=\$
 say "1. The cluster file lists three hosts: dom0, a driver domain drv2 and a witness." \
     "A volume whose replica group is all three: either path's backend and the" \
     "witness are a majority."
+run 'cat $D/cluster.json'
 run 'nvram-tool volume create --name journal1 --size 2M --replicas dom0,drv2,witness --uuid $VOL'
 
 say "2. Start the sim host: a xenstored (guest = domain 1, driver domain 2), vnvramd in" \
@@ -137,10 +143,8 @@ run 'nvram-tool cluster status'
 run 'nvram-tool volume list'
 
 say "3. Follow every change that matters, one line each (shown at the end)."
-show 'nvram-tool monitor --domain 1 > $D/monitor.log &'
-nvram-tool monitor --domain 1 >"$D/monitor.log" 2>"$D/monitor.err" &
-PIDS+=("$!")
-MON=$!
+run 'nvram-tool monitor --domain 1 >$D/monitor.log 2>$D/monitor.err & MON=$!'
+PIDS+=("$MON")
 wait_line "$D/monitor.err" '^nvram-tool monitor: watching'
 
 say "4. Give guest 1 two paths to the volume: path 0 via dom0 (priority 10), path 1 via" \
@@ -150,8 +154,8 @@ run 'nvram-tool attach 1 --backend 2 --devid 1 --size 2M --volume $VOL --priorit
 
 say "5. The guest opens the volume by its UUID (libvnvram finds both paths) and writes" \
     "3000 records, pausing after every 1000 for a line on its stdin."
-mkfifo "$D/guest.in"
-exec 4<>"$D/guest.in"
+run 'mkfifo $D/guest.in'
+exec 4<>"$D/guest.in"   # held open: the guest's stdin ends only when the tour says
 show 'vnvram-guest-demo --platform sim:$D/xs:1 --volume $VOL write --count 3000 --pause-every 1000 <$D/guest.in >$D/guest.out &'
 vnvram-guest-demo --platform "sim:$D/xs:1" --volume "$VOL" write --count 3000 --pause-every 1000 \
   <"$D/guest.in" >"$D/guest.out" 2>"$D/guest.err" 4>&- &
@@ -188,17 +192,18 @@ reaped "$GUEST"
 run 'tail -n 1 $D/guest.out'
 run 'vnvram-guest-demo --platform sim:$D/xs:1 --volume $VOL verify --count 3000'
 
-say "9. Detach both paths (each waits for its backend to close), then drop the volume" \
+say "9. What monitor saw: every state change of both ends of each path, and of the" \
+    "volume's multipath directory. Here the guest's multipath view: status, active" \
+    "path, the failover's request and outcome, path roles."
+run 'kill $MON; wait $MON'
+reaped "$MON"
+run 'grep -E " multipath | path-role" $D/monitor.log'
+say "10. Detach both paths (each waits for its backend to close), then drop the volume" \
     "from the cluster file."
 run 'nvram-tool detach 1 0'
 run 'nvram-tool detach 1 1'
 run 'nvram-tool list'
 run 'nvram-tool volume destroy journal1'
 
-say "10. What monitor saw."
-kill -TERM "$MON"
-wait "$MON" || die "nvram-tool monitor exited with $?"
-reaped "$MON"
-run 'cat $D/monitor.log'
 echo
 echo "# tour done: every process it started is stopped and \$D removed on exit."

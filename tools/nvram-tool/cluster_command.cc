@@ -94,8 +94,9 @@ Json ClusterJson(const ClusterView& view) {
 
 void PrintCluster(const ClusterView& view) {
   const auto& c = view.config;
-  std::printf("cluster %s: %zu hosts, %zu volumes, CurveZMQ %s\n", view.cluster_file.c_str(),
-              c.hosts.size(), c.volumes.size(), c.curve_enabled() ? "on" : "off");
+  std::printf("cluster %s: %zu host%s, %zu volume%s, CurveZMQ %s\n", view.cluster_file.c_str(),
+              c.hosts.size(), c.hosts.size() == 1 ? "" : "s", c.volumes.size(),
+              c.volumes.size() == 1 ? "" : "s", c.curve_enabled() ? "on" : "off");
   if (view.no_local_view.empty()) {
     std::printf("this host: %s (vnvramd %s)\n", view.local_host().value_or("-").c_str(),
                 view.daemon.status.value_or("-").c_str());
