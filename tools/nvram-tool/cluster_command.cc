@@ -138,7 +138,8 @@ class ClusterCommand : public Command {
     status_->allow_extras();
     status_->add_option("--cluster", cluster_,
                         "cluster file (default $VNVRAM_CLUSTER, else /etc/vnvram/cluster.json)");
-    status_->add_option("--backend", backend_, "domain running the local vnvramd (default: this domain)");
+    status_->add_option("--backend", backend_,
+                        "domain running the local vnvramd (default: this domain)");
     status_->add_flag("--json", json_, "machine-readable output (schema: docs/nvram-tool.md)");
   }
 

@@ -54,7 +54,6 @@ struct ClusterView {
 // no_local_view, not returned) from the vnvramd of domain `backend`, this
 // domain when nullopt. Errors: the cluster file's.
 Result<ClusterView> LoadClusterView(const std::string& cluster_file,
-                                    const std::string& platform_spec,
-                                    std::optional<DomId> backend);
+                                    const std::string& platform_spec, std::optional<DomId> backend);
 
 }  // namespace vnvram::tools

@@ -15,9 +15,9 @@
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -49,8 +49,7 @@ struct Run {
 // Runs `argv` (argv[0] absolute) once through /bin/sh with stderr sent to
 // a file of its own (RunProgram interleaves both streams), with `env` added
 // to the environment.
-Run RunSplit(const std::vector<std::string>& argv,
-             std::map<std::string, std::string> env = {}) {
+Run RunSplit(const std::vector<std::string>& argv, std::map<std::string, std::string> env = {}) {
   char tmpl[] = "/tmp/vnvram-tool-stderr-XXXXXX";
   const int fd = ::mkstemp(tmpl);
   BOOST_TEST_REQUIRE(fd >= 0);

@@ -1,9 +1,8 @@
 #include "tools/nvram-tool/replication_admin.h"
 
+#include <fmt/format.h>
 #include <poll.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <cerrno>
 #include <random>

@@ -139,7 +139,8 @@ class VolumeCommand : public Command {
         "list", "the cluster file's volumes and, where the local vnvramd holds one, its state");
     list_->allow_extras();
     list_->add_option("--cluster", l_cluster_, cluster_help);
-    list_->add_option("--backend", l_backend_, "domain running the local vnvramd (default: this domain)");
+    list_->add_option("--backend", l_backend_,
+                      "domain running the local vnvramd (default: this domain)");
     list_->add_flag("--json", l_json_, "machine-readable output (schema: docs/nvram-tool.md)");
   }
 
