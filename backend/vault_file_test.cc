@@ -9,6 +9,8 @@
 #include <fstream>
 #include <ostream>
 
+#include "common/testing/temp_dir.h"
+
 namespace vnvram {
 // Boost.Test prints the codes it compares.
 inline std::ostream& operator<<(std::ostream& o, Code c) {
@@ -19,18 +21,7 @@ inline std::ostream& operator<<(std::ostream& o, Code c) {
 namespace vnvram::backend {
 namespace {
 
-struct TempDir {
-  TempDir() {
-    char t[] = "/tmp/vnvram-vault-test-XXXXXX";
-    BOOST_TEST_REQUIRE(::mkdtemp(t) != nullptr);
-    path = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string path;
-};
+using vnvram::testing::TempDir;
 
 Uuid Vol(uint8_t n) {
   Uuid u;

@@ -10,9 +10,12 @@
 #include <sstream>
 
 #include "common/log.h"
+#include "common/testing/temp_dir.h"
 
 namespace vnvram::log {
 namespace {
+
+using vnvram::testing::TempDir;
 
 std::string ReadAll(const std::string& path) {
   std::ifstream f(path);
@@ -20,19 +23,6 @@ std::string ReadAll(const std::string& path) {
   ss << f.rdbuf();
   return ss.str();
 }
-
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/vnvram-sink-test-XXXXXX";
-    BOOST_TEST_REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string path;
-};
 
 BOOST_AUTO_TEST_SUITE(ReopenableFileSinkTest)
 

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "common/endian.h"
+#include "common/testing/temp_dir.h"
 #include "frontd/nbd_protocol.h"
 #include "frontd/testing/nbd_test_client.h"
 #include "tests/multipath_host.h"
@@ -32,6 +33,8 @@
 
 namespace vnvram {
 namespace {
+
+using vnvram::testing::TempDir;
 
 using frontd::testing::NbdTestClient;
 using std::chrono::milliseconds;
@@ -121,19 +124,6 @@ std::vector<char> ReadFile(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return std::vector<char>(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
 }
-
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/vnvram-frontd-test-XXXXXX";
-    BOOST_TEST_REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string path;
-};
 
 // Runs a client to completion.
 sim::testing::ProgramResult Client(const std::string& tool, std::vector<std::string> args,

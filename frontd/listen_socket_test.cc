@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/testing/temp_dir.h"
 #include "common/unique_fd.h"
 
 namespace vnvram {
@@ -20,6 +21,8 @@ inline std::ostream& operator<<(std::ostream& o, Code c) {
 
 namespace vnvram::frontd {
 namespace {
+
+using vnvram::testing::TempDir;
 
 BOOST_AUTO_TEST_CASE(OnlyLoopbackAddressesAreAccepted) {
   auto a = ParseLoopbackAddress("127.0.0.1:10809");
@@ -40,19 +43,6 @@ BOOST_AUTO_TEST_CASE(OnlyLoopbackAddressesAreAccepted) {
   BOOST_TEST(s.message().find("192.168.1.1") != std::string::npos, s.ToString());
   BOOST_TEST(s.message().find('\n') == std::string::npos);
 }
-
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/vnvram-frontd-ls-XXXXXX";
-    BOOST_TEST_REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string path;
-};
 
 BOOST_AUTO_TEST_CASE(UnixSocketIsOwnerOnlyAndStaleFilesAreReplaced) {
   TempDir dir;

@@ -29,10 +29,13 @@
 #include "backend/replication/cluster_config.h"
 #include "backend/replication/testing/zmq_test_support.h"
 #include "backend/replication/zap_handler.h"
+#include "common/testing/temp_dir.h"
 #include "tests/child_process.h"
 
 namespace vnvram::replication {
 namespace {
+
+using vnvram::testing::TempDir;
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
@@ -51,21 +54,6 @@ struct SkipWithoutCurve {
   }
 };
 BOOST_TEST_GLOBAL_FIXTURE(SkipWithoutCurve);
-
-// A fresh directory, removed with its content at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "vnvram-curve-XXXXXX").string();
-    BOOST_REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string File(const std::string& name) const { return (path / name).string(); }
-};
 
 void WriteRaw(const std::string& path, const std::string& text, mode_t mode = 0600) {
   {
@@ -128,7 +116,7 @@ BOOST_AUTO_TEST_CASE(GeneratedPairRoundTripsThroughKeyFile) {
   BOOST_TEST(loaded->public_z85 == pair.public_z85);
   BOOST_TEST(loaded->secret_z85 == pair.secret_z85);
   // Only the key file is left in the directory (no temporary file).
-  BOOST_TEST(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()) == 1);
+  BOOST_TEST(dir.EntryCount() == 1);
 }
 
 BOOST_AUTO_TEST_CASE(CommentsBlankLinesAndZ85CommentCharactersInValuesAreRead) {
@@ -253,7 +241,7 @@ BOOST_AUTO_TEST_CASE(ExistingKeyFileIsOverwrittenOnlyWhenAsked) {
   BOOST_TEST(ModeOf(path) == 0600u);
   BOOST_TEST(LoadKeyFile(path)->public_z85 == second.public_z85);
   // k and dangling: no temporary file left behind.
-  BOOST_TEST(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()) == 2);
+  BOOST_TEST(dir.EntryCount() == 2);
 }
 
 BOOST_AUTO_TEST_CASE(MismatchedPairIsNotWritten) {

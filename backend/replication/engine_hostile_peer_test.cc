@@ -31,9 +31,12 @@
 #include "backend/replication/wire_format.h"
 #include "common/endian.h"
 #include "common/log.h"
+#include "common/testing/temp_dir.h"
 
 namespace vnvram::replication {
 namespace {
+
+using vnvram::testing::TempDir;
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
@@ -48,15 +51,6 @@ constexpr uint32_t kChunk = 4096;
 Uuid Vol() {
   return *ParseUuid(kVolume);
 }
-
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/vnvram-hostile-peer.XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string path;
-};
 
 struct Keys {
   CurveKeyPair a, b, c;

@@ -23,9 +23,12 @@
 #include "backend/replication/message.h"
 #include "backend/replication/testing/zmq_test_support.h"
 #include "common/log.h"
+#include "common/testing/temp_dir.h"
 
 namespace vnvram::replication {
 namespace {
+
+using vnvram::testing::TempDir;
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
@@ -37,15 +40,6 @@ constexpr uint32_t kChunks = 16;  // 64K in 4K chunks
 Uuid Vol() {
   return *ParseUuid(kVolume);
 }
-
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/vnvram-peer-restart.XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string path;
-};
 
 // Host b as a's DEALERs see it: a ROUTER answering on a's control link
 // (routing id "a"; a's data link is "a/data").

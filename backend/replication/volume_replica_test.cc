@@ -11,23 +11,17 @@
 #include <thread>
 
 #include "backend/replication/volume_state_file.h"
+#include "common/testing/temp_dir.h"
 
 namespace vnvram::replication {
 namespace {
 
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/vnvram-vr-test.XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string path;
-};
+using vnvram::testing::TempDir;
 
 VolumeEntry Entry(std::vector<std::string> replicas) {
   VolumeEntry e;
   e.uuid = *ParseUuid("6a0c2f6e-1d2b-4c3d-9e8f-0123456789ab");
-  e.name = "v";
+  e.name = "vol";
   e.size = 64 * 1024;
   e.replicas = std::move(replicas);
   return e;

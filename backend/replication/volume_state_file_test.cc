@@ -21,6 +21,7 @@
 
 #include "common/crc32c.h"
 #include "common/endian.h"
+#include "common/testing/temp_dir.h"
 
 namespace vnvram {
 // Boost.Test prints the codes it compares.
@@ -32,29 +33,10 @@ inline std::ostream& operator<<(std::ostream& o, Code c) {
 namespace vnvram::replication {
 namespace {
 
+using vnvram::testing::TempDir;
+
 namespace fs = std::filesystem;
 using Bytes = std::vector<std::byte>;
-
-struct TempDir {
-  TempDir() {
-    char t[] = "/tmp/vnvram-state-test-XXXXXX";
-    BOOST_TEST_REQUIRE(::mkdtemp(t) != nullptr);
-    path = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  size_t FileCount() const {
-    size_t n = 0;
-    for (const auto& e : fs::directory_iterator(path)) {
-      (void)e;
-      ++n;
-    }
-    return n;
-  }
-  std::string path;
-};
 
 Uuid Vol(uint8_t n) {
   Uuid u;
@@ -144,7 +126,7 @@ BOOST_AUTO_TEST_CASE(RoundTripAndOverwrite) {
   BOOST_TEST_REQUIRE(r->has_value());
   BOOST_TEST((**r == VolumeState{}));
   // No temp file is left behind.
-  BOOST_TEST(d.FileCount() == 1u);
+  BOOST_TEST(d.EntryCount() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(AbsentFileIsNullopt) {
@@ -312,7 +294,7 @@ BOOST_AUTO_TEST_CASE(WriteFailingMidRecordKeepsThePreviousFile) {
   BOOST_TEST_REQUIRE(r.ok(), r.status().ToString());
   BOOST_TEST_REQUIRE(r->has_value());
   BOOST_TEST((**r == Sample()));
-  BOOST_TEST(d.FileCount() == 1u);  // the temp file was removed
+  BOOST_TEST(d.EntryCount() == 1u);  // the temp file was removed
   // And the next write goes through.
   BOOST_TEST_REQUIRE(WriteVolumeState(d.path, Vol(1), next).ok());
   r = ReadVolumeState(d.path, Vol(1));
