@@ -110,14 +110,9 @@ declare -A DEV=([a0]=0 [a1]=1)         # host -> the path (devid) it serves
 WPID="" FOUT=""
 
 cleanup() {
-  local rc=$? i pid
+  local rc=$?
   trap - EXIT INT TERM
-  for (( i = ${#PIDS[@]} - 1; i >= 0; i-- )); do
-    pid=${PIDS[i]}
-    kill -TERM "$pid" 2>/dev/null || continue
-    timeout 5 tail -s 0.02 --pid="$pid" -f /dev/null 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
+  stop_all
   if [[ $rc -ne 0 && $rc -ne 130 ]]; then
     echo "failover-bench: FAILED (exit $rc); logs kept in $WORK" >&2
   elif (( KEEP )); then
@@ -298,11 +293,8 @@ echo "== vnvram failover benchmark: kill -9 of the active path's backend -> firs
 if (( QUICK_RUN )); then
   echo "   QUICK: $TRIALS trials only (the issue asks for at least 20; run without QUICK for the full figure)"
 fi
-read -r P1 P2 P3 < <(perl -MIO::Socket::INET -e '
-  my @s = map { IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 1)
-                or die "bind: $!\n" } 1..3;
-  print join(" ", map { $_->sockport } @s), "\n";')
-[[ -n ${P3:-} ]] || die "could not find free TCP ports on 127.0.0.1"
+free_ports 3
+read -r P1 P2 P3 <<<"${FREE_PORTS[*]}"
 cat >"$CLUSTER" <<EOF
 {
   "version": 1,

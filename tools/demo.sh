@@ -58,15 +58,8 @@ PIDS=()
 declare -A BE                 # host -> pid of its vnvramd
 
 cleanup() {
-  local rc=$? i pid
-  # Newest first: guests, then the vnvramds, then their xenstoreds.
-  for (( i = ${#PIDS[@]} - 1; i >= 0; i-- )); do
-    pid=${PIDS[i]}
-    kill -TERM "$pid" 2>/dev/null || continue
-    # Up to 5 s for a clean exit (tail --pid waits on the process itself).
-    timeout 5 tail -s 0.02 --pid="$pid" -f /dev/null 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
+  local rc=$?
+  stop_all
   if [[ $rc -ne 0 ]]; then
     echo "demo: FAILED (exit $rc); logs kept in $WORK" >&2
   else
@@ -230,11 +223,8 @@ echo "== vnvram demo: three sim hosts a, b, c replicating one volume over ZeroMQ
 
 # Three free ports on 127.0.0.1: bound to port 0 together (so distinct), then
 # closed for the vnvramds to bind. perl-base is part of every Debian system.
-read -r PA PB PC < <(perl -MIO::Socket::INET -e '
-  my @s = map { IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 1)
-                or die "bind: $!\n" } 1..3;
-  print join(" ", map { $_->sockport } @s), "\n";')
-[[ -n ${PC:-} ]] || die "could not find free TCP ports on 127.0.0.1"
+free_ports 3
+read -r PA PB PC <<<"${FREE_PORTS[*]}"
 cat >"$CLUSTER" <<EOF
 {
   "version": 1,
@@ -410,11 +400,8 @@ m_failed_over() {
 
 t=${EPOCHREALTIME//[!0-9]/}
 mkdir -p "$WORK/m/xs" "$WORK/m/dom0" "$WORK/m/drv2" "$WORK/m/witness"
-read -r PM0 PM2 PMW < <(perl -MIO::Socket::INET -e '
-  my @s = map { IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 1)
-                or die "bind: $!\n" } 1..3;
-  print join(" ", map { $_->sockport } @s), "\n";')
-[[ -n ${PMW:-} ]] || die "could not find free TCP ports on 127.0.0.1"
+free_ports 3
+read -r PM0 PM2 PMW <<<"${FREE_PORTS[*]}"
 cat >"$WORK/m/cluster.json" <<EOF
 {
   "version": 1,

@@ -1,6 +1,7 @@
-# Process helpers shared by tools/demo.sh and bench/failover-bench.sh (both
-# source this file). The caller defines WORK (a directory for fifos), the
-# array PIDS (what its EXIT trap stops) and die().
+# Process helpers shared by tools/demo.sh, tools/tour.sh and
+# bench/failover-bench.sh (they source this file). The caller defines WORK
+# (a directory for fifos), the array PIDS (what its EXIT trap stops) and
+# die().
 
 # start_ready LOG PROGRAM ARGS...: starts the program in the background with
 # --ready-fd 3 and waits (10 s) for its ready byte; the pid ends up in
@@ -25,3 +26,26 @@ reaped() {
 
 # fmt_us US: microseconds as milliseconds with one decimal.
 fmt_us() { printf '%d.%d' $(( $1 / 1000 )) $(( $1 % 1000 / 100 )); }
+
+# stop_all: stops every process PIDS lists, newest first (guests, then
+# daemons, then their xenstoreds): SIGTERM, up to 5 s for a clean exit
+# (tail --pid waits on the process itself), then SIGKILL.
+stop_all() {
+  local i pid
+  for (( i = ${#PIDS[@]} - 1; i >= 0; i-- )); do
+    pid=${PIDS[i]}
+    kill -TERM "$pid" 2>/dev/null || continue
+    timeout 5 tail -s 0.02 --pid="$pid" -f /dev/null 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+}
+
+# free_ports N: N TCP ports free on 127.0.0.1 now, in the array FREE_PORTS.
+free_ports() {
+  local ports
+  ports=$(perl -MIO::Socket::INET -e '
+    my @s = map { IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 1)
+                  or die "bind: $!\n" } 1..$ARGV[0];
+    print join(" ", map { $_->sockport } @s), "\n";' "$1") || die "could not find free TCP ports on 127.0.0.1"
+  read -r -a FREE_PORTS <<<"$ports"
+}

@@ -28,14 +28,9 @@ WORK=$(mktemp -d /tmp/vnvram-tour.XXXXXX)
 PIDS=()
 die() { echo "tour: $*" >&2; exit 1; }
 cleanup() {
-  local rc=$? i pid
+  local rc=$?
   exec 4>&- 2>/dev/null || true
-  for (( i = ${#PIDS[@]} - 1; i >= 0; i-- )); do
-    pid=${PIDS[i]}
-    kill -TERM "$pid" 2>/dev/null || continue
-    timeout 5 tail -s 0.02 --pid="$pid" -f /dev/null 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
+  stop_all
   if [[ $rc -ne 0 ]]; then
     echo "tour: FAILED (exit $rc); logs kept in $WORK" >&2
   else
@@ -99,11 +94,8 @@ wait_xs() {
   done
 }
 
-read -r P0 P2 PW < <(perl -MIO::Socket::INET -e '
-  my @s = map { IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 1)
-                or die "bind: $!\n" } 1..3;
-  print join(" ", map { $_->sockport } @s), "\n";')
-[[ -n ${PW:-} ]] || die "could not find free TCP ports on 127.0.0.1"
+free_ports 3
+read -r P0 P2 PW <<<"${FREE_PORTS[*]}"
 mkdir -p "$D/xs" "$D/dom0" "$D/drv2" "$D/witness"
 cat >"$D/cluster.json" <<EOF
 {
