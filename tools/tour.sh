@@ -67,32 +67,24 @@ daemon() {
   # shellcheck disable=SC2086 # the command is a word list, as shown
   eval "start_ready \"\$WORK/$1.log\" $2"
 }
-# wait_line FILE REGEX: until a line of FILE matches (10 s).
-wait_line() {
-  local end=$(( ${EPOCHREALTIME//[!0-9]/} + 10000000 ))
-  until grep -qE -- "$2" "$1" 2>/dev/null; do
-    (( ${EPOCHREALTIME//[!0-9]/} < end )) || die "no line /$2/ in $1 within 10 s: $(tail -n 3 "$1" 2>/dev/null)"
-    sleep 0.02   # the polling interval, within the deadline above
-  done
-}
-# wait_set KEY: until the node exists (10 s).
-wait_set() {
-  local end=$(( ${EPOCHREALTIME//[!0-9]/} + 10000000 ))
-  until [[ -n $(xs "$1") ]]; do
-    (( ${EPOCHREALTIME//[!0-9]/} < end )) || die "$1 is still absent after 10 s"
+# wait_until WHAT COMMAND...: until COMMAND succeeds (10 s), else dies
+# naming WHAT.
+wait_until() {
+  local what=$1 end=$(( ${EPOCHREALTIME//[!0-9]/} + 10000000 ))
+  shift
+  until "$@"; do
+    (( ${EPOCHREALTIME//[!0-9]/} < end )) || die "no $what within 10 s"
     sleep 0.02   # the polling interval, within the deadline above
   done
 }
 # xs KEY: one xenstore value of the sim host ("" when absent).
 xs() { XENSTORED_PATH=$D/xs/socket xenstore-read "$1" 2>/dev/null || echo ""; }
-# wait_xs KEY VALUE: until the node holds VALUE (10 s).
-wait_xs() {
-  local end=$(( ${EPOCHREALTIME//[!0-9]/} + 10000000 ))
-  until [[ $(xs "$1") == "$2" ]]; do
-    (( ${EPOCHREALTIME//[!0-9]/} < end )) || die "$1 is '$(xs "$1")', not '$2', after 10 s"
-    sleep 0.02   # the polling interval, within the deadline above
-  done
-}
+has_line() { grep -qE -- "$2" "$1" 2>/dev/null; }   # FILE REGEX
+xs_is() { [[ $(xs "$1") == "$2" ]]; }               # KEY VALUE
+xs_set() { [[ -n $(xs "$1") ]]; }                   # KEY
+wait_line() { wait_until "line /$2/ in $1" has_line "$1" "$2"; }
+wait_xs() { wait_until "$1 = $2" xs_is "$1" "$2"; }
+wait_set() { wait_until "$1" xs_set "$1"; }
 
 free_ports 3
 read -r P0 P2 PW <<<"${FREE_PORTS[*]}"
