@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "backend/testing/vnvramd_harness.h"
 #include "backend/testing/vnvramd_host.h"
@@ -362,6 +363,38 @@ BOOST_AUTO_TEST_CASE(KilledBackendRestartCleansUpItsStaleKeys) {
   // The frontend notices InitWait, starts over and is served again.
   f->DropTransport();
   BOOST_TEST_REQUIRE(f->SetState(XenbusState::kInitialising).ok());
+  BOOST_TEST_REQUIRE(f->Connect().ok(), h.Log());
+  ExpectServing(*f);
+}
+
+// A frontend whose Initialised answers an earlier instance's publication
+// (it mapped the grants of a vnvramd that died during its handshake) is not
+// connected by the next instance: the guest's stores would go to pages
+// nobody serves, and its persists would make the new region's bytes, not
+// its own, durable. Echoing the new publication's handshake connects it.
+BOOST_AUTO_TEST_CASE(AnInitialisedForAnEarlierInstancesRegionIsNotConnected) {
+  Host h;
+  auto f = h.Attach(h.Spec(1, 0, 1, 64 << 10));
+  const std::string first = h.Read(f->BeKey(be::kHandshake));
+  BOOST_TEST_REQUIRE(ParseU64(first).ok(), first);
+  // The instance dies; the frontend answers the publication it read.
+  h.daemon->Kill();
+  h.daemon.reset();
+  BOOST_TEST_REQUIRE(f->xs().Write(platform::kNoTx, f->FeKey(fe::kBackendHandshake), first).ok());
+  BOOST_TEST_REQUIRE(f->Publish().ok());
+  h.StartDaemon();
+  BOOST_TEST_REQUIRE(f->WaitBackendState(XenbusState::kInitWait).ok(), h.Log());
+  const std::string second = h.Read(f->BeKey(be::kHandshake));
+  BOOST_TEST(second != first);
+  // The new instance says why it waits, and waits.
+  const Deadline dl(SystemClock::Instance(), kWait);
+  while (h.Log().find("answers another publication") == std::string::npos && !dl.Expired()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling the log, bounded
+  }
+  BOOST_TEST_REQUIRE(h.Log().find("answers another publication") != std::string::npos, h.Log());
+  BOOST_TEST(h.Read(f->BeKey(be::kState)) == schema::XenbusStateValue(XenbusState::kInitWait));
+  // The frontend maps the new publication and says so: connected, served.
+  BOOST_TEST_REQUIRE(f->xs().Write(platform::kNoTx, f->FeKey(fe::kBackendHandshake), second).ok());
   BOOST_TEST_REQUIRE(f->Connect().ok(), h.Log());
   ExpectServing(*f);
 }

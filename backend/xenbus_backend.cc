@@ -1,6 +1,9 @@
 #include "backend/xenbus_backend.h"
 
 #include <algorithm>
+#include <chrono>
+#include <mutex>
+#include <random>
 #include <string>
 #include <utility>
 
@@ -13,6 +16,22 @@ namespace be = schema::be;
 namespace fe = schema::fe;
 
 namespace {
+
+// A random non-zero handshake value (schema key `handshake`): different
+// from one publication to the next and from one daemon instance to the
+// next, with overwhelming probability.
+uint64_t NewHandshake() {
+  static std::mutex mu;
+  static std::mt19937_64 gen([] {
+    std::random_device rd;
+    return (uint64_t{rd()} << 32) ^ rd() ^
+           static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  }());
+  std::lock_guard lock(mu);
+  uint64_t v = 0;
+  while (v == 0) v = gen();
+  return v;
+}
 
 std::string Prefix(DomId f, DevId dev) {
   return "dom " + std::to_string(f) + " dev " + std::to_string(dev);
@@ -106,6 +125,7 @@ Status XenbusBackend::Setup() {
   const VolumeRegion& region = *region_;
   const auto dir_refs = region.dir_refs();
   const uint32_t order = env_.config.max_ring_page_order;
+  handshake_ = NewHandshake();
   Status s = platform::RunTransaction(env_.xs, [&](platform::TxId tx) -> Status {
     // Stale keys of an earlier connection or instance go first.
     auto children = env_.xs.Directory(tx, schema::BackendDir(self_, frontend_, dev_));
@@ -130,6 +150,7 @@ Status XenbusBackend::Setup() {
     VNVRAM_RETURN_IF_ERROR(put(be::kFeatureFlush, "1"));
     VNVRAM_RETURN_IF_ERROR(put(be::kFeatureBarrier, "1"));
     VNVRAM_RETURN_IF_ERROR(put(be::kFeatureCopyMode, env_.config.copy_mode ? "1" : "0"));
+    VNVRAM_RETURN_IF_ERROR(put(be::kHandshake, std::to_string(handshake_)));
     VNVRAM_RETURN_IF_ERROR(put(be::kHotplugStatus, std::string(be::kHotplugStatusConnected)));
     return put(be::kState, std::string(schema::XenbusStateValue(State::kInitWait)));
   });
@@ -181,6 +202,18 @@ Status XenbusBackend::ConnectRing(const FrontendTransport& t) {
   log_.Info("Connected: ring of {} page(s), event channel {} (ours {})", t.ring_refs.size(), t.port,
             *port);
   return Status::Ok();
+}
+
+bool XenbusBackend::InitialisedIsOurs() {
+  auto v = env_.xs.Read(platform::kNoTx, FeKey(fe::kBackendHandshake));
+  if (!v.ok()) return v.status().code() == Code::kNotFound;  // an older frontend
+  auto echo = ParseU64(*v);
+  if (echo.ok() && *echo == handshake_) return true;
+  log_.Info(
+      "the frontend's Initialised answers another publication (backend-handshake {}, ours {}): "
+      "waiting for it to start over",
+      QuoteForError(*v, 40), handshake_);
+  return false;
 }
 
 bool XenbusBackend::FrontendMovedOn(const FrontendTransport& t) {
@@ -450,6 +483,11 @@ void XenbusBackend::FrontendChanged(State fe) {
       // only from InitWait; while Connected, new transport keys mean the
       // frontend re-initialised without passing Initialising: reconnect.
       if (state_ != State::kInitWait && state_ != State::kConnected) break;
+      // A frontend that mapped an earlier publication's grants (an earlier
+      // instance of ours died during its handshake) must not be connected:
+      // its stores would go to pages nobody serves. It sees our handshake
+      // and starts over.
+      if (!InitialisedIsOurs()) break;
       auto t = ReadTransport();
       if (!t.ok()) return Fatal(t.status().WithContext("frontend transport keys"));
       if (state_ == State::kConnected) {

@@ -141,6 +141,11 @@ class XenbusBackend {
   // still exists (so a late write never re-creates a removed device).
   Status WriteKeys(const std::vector<std::pair<std::string, std::string>>& kv);
   void Fatal(const Status& why);
+  // True when the frontend's Initialised answers this publication: its
+  // backend-handshake equals handshake_, or it writes none (an older
+  // frontend). False for an answer to an earlier publication (a frontend
+  // that mapped the grants of an earlier instance) or a bad value.
+  bool InitialisedIsOurs();
   Result<State> ReadFrontendState();
   // Reads the frontend's activate request; starts an activation for a new
   // request number (docs/multipath.md).
@@ -163,6 +168,9 @@ class XenbusBackend {
   std::shared_ptr<VolumeRegion> region_;
   std::unique_ptr<RingWorker> worker_;
   FrontendTransport connected_;  // valid while worker_
+  // This publication's handshake value (schema key `handshake`), new with
+  // every Setup(): a frontend's Initialised is ours only when it echoes it.
+  uint64_t handshake_ = 0;
   std::optional<std::vector<std::pair<std::string, std::string>>> last_stats_;
   LatencyHistogram prev_latency_;  // cumulative histogram at the last publication
   uint64_t latency_p50_ns_ = 0;    // last published interval figures

@@ -89,6 +89,16 @@ Result<BackendGeometry> ReadBackendGeometry(platform::XenStore& xs, platform::Tx
   VNVRAM_ASSIGN_OR_RETURN(g.feature_barrier, ReadFeature(xs, tx, b, f, dev, be::kFeatureBarrier));
   VNVRAM_ASSIGN_OR_RETURN(g.feature_copy_mode,
                           ReadFeature(xs, tx, b, f, dev, be::kFeatureCopyMode));
+  {
+    auto h = xs.Read(tx, schema::BackendKey(b, f, dev, be::kHandshake));
+    if (h.ok()) {
+      auto v = ParseU64InRange(*h, be::kHandshakeMin, be::kHandshakeMax, be::kHandshake);
+      if (!v.ok()) return Bad(be::kHandshake, *h, v.status().message());
+      g.handshake = *v;
+    } else if (h.status().code() != Code::kNotFound) {
+      return h.status().WithContext("reading backend " + std::string(be::kHandshake));
+    }
+  }
   if (!g.feature_persist) {
     return Status::NotSupported("backend does not offer PERSIST (" +
                                 std::string(be::kFeaturePersist) + " is 0)");

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -26,6 +27,9 @@ struct BackendGeometry {
   bool feature_flush = false;
   bool feature_barrier = false;
   bool feature_copy_mode = false;
+  // The publication's `handshake` value; nullopt from an older backend that
+  // writes none.
+  std::optional<uint64_t> handshake;
 };
 
 // Reads and checks the backend's keys of device (B, F, dev) inside `tx`:

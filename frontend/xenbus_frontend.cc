@@ -398,6 +398,13 @@ Result<std::unique_ptr<Connection>> XenbusFrontend::Publish(const BackendGeometr
       }
     }
     VNVRAM_RETURN_IF_ERROR(xs_->Write(tx, FeKey(fe::kEventChannel), std::to_string(conn->port)));
+    // Which publication of the backend's region this answers.
+    if (g.handshake) {
+      VNVRAM_RETURN_IF_ERROR(
+          xs_->Write(tx, FeKey(fe::kBackendHandshake), std::to_string(*g.handshake)));
+    } else {
+      VNVRAM_RETURN_IF_ERROR(xs_->Remove(tx, FeKey(fe::kBackendHandshake)));
+    }
     if (auto proto = NativeProtocol()) {
       VNVRAM_RETURN_IF_ERROR(xs_->Write(tx, FeKey(fe::kProtocol), *proto));
     }
@@ -408,7 +415,8 @@ Result<std::unique_ptr<Connection>> XenbusFrontend::Publish(const BackendGeometr
   return conn;
 }
 
-Status XenbusFrontend::WaitForConnected(const Deadline& deadline, bool* refused) {
+Status XenbusFrontend::WaitForConnected(const Deadline& deadline,
+                                        const std::optional<uint64_t>& handshake, bool* refused) {
   *refused = false;
   XenbusState be = XenbusState::kUnknown;
   for (;;) {
@@ -416,6 +424,15 @@ Status XenbusFrontend::WaitForConnected(const Deadline& deadline, bool* refused)
     VNVRAM_ASSIGN_OR_RETURN(be, BackendState());
     if (!online && be != XenbusState::kUnknown) {
       return Status::Unavailable("device went offline (online = 0) during the handshake");
+    }
+    if (handshake && (be == XenbusState::kInitWait || be == XenbusState::kConnected)) {
+      // The region we mapped must still be the one the backend publishes.
+      VNVRAM_ASSIGN_OR_RETURN(auto now, ReadBackendKey(be::kHandshake));
+      if (now && *now != std::to_string(*handshake)) {
+        return Status::Aborted("the backend published its region again (handshake " +
+                               QuoteForError(*now, 40) + ", we mapped " +
+                               std::to_string(*handshake) + "): an earlier instance died");
+      }
     }
     if (be == XenbusState::kConnected) return Status::Ok();
     if (be == XenbusState::kClosing || be == XenbusState::kClosed) {
@@ -462,10 +479,15 @@ Result<std::unique_ptr<Connection>> XenbusFrontend::Connect(uint32_t want_order,
     }
     VNVRAM_ASSIGN_OR_RETURN(auto conn, Publish(g, want_order));
     bool refused = false;
-    if (Status w = WaitForConnected(deadline, &refused); !w.ok()) {
+    if (Status w = WaitForConnected(deadline, g.handshake, &refused); !w.ok()) {
       // Withdraw Initialised before the ring's grants go with `conn`, so
       // a backend that maps them late sees why they are gone.
       (void)SetState(XenbusState::kInitialising);
+      if (w.code() == Code::kAborted && !deadline.Expired()) {
+        // We mapped a dead instance's region: map the new one.
+        log_.Info("{}; handshaking again", w.message());
+        continue;
+      }
       // The failure may not be ours: an earlier incarnation killed between
       // publishing its ring and the backend mapping it leaves Initialised
       // with refs that are gone, and the backend, reading them after our

@@ -146,8 +146,12 @@ class XenbusFrontend {
   Status WaitForInitWait(const Deadline& deadline);
   Result<std::unique_ptr<Connection>> Publish(const BackendGeometry& g, uint32_t want_order);
   // Waits for the backend's Connected after our Initialised. `refused` is
-  // set when it went Closing or Closed instead (online still 1).
-  Status WaitForConnected(const Deadline& deadline, bool* refused);
+  // set when it went Closing or Closed instead (online still 1). kAborted
+  // when the backend's handshake is no longer `handshake` (the one whose
+  // region we mapped): it published its region again, an earlier instance
+  // having died during our handshake.
+  Status WaitForConnected(const Deadline& deadline, const std::optional<uint64_t>& handshake,
+                          bool* refused);
 
   // Constant after construction.
   const DomId self_;

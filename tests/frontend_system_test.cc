@@ -238,5 +238,30 @@ BOOST_AUTO_TEST_CASE(BackendPublishingBadGeometryFailsOpenWithoutCrashing) {
   BOOST_TEST(err->find("region-pages") != std::string::npos, *err);
 }
 
+// The handshake value is hostile input too: out of its range, the open
+// fails naming it, before anything is mapped.
+BOOST_AUTO_TEST_CASE(BackendPublishingABadHandshakeFailsOpenNamingIt) {
+  Host h;
+  auto r = h.Tool(
+      {"attach", "1", "--backend", "2", "--devid", "5", "--size", "1M", "--volume", kVolume});
+  BOOST_TEST_REQUIRE(r.exit_code == 0, r.out);
+  namespace be = schema::be;
+  auto put = [&](std::string_view k, const std::string& v) {
+    BOOST_TEST_REQUIRE(h.xs0->Write(platform::kNoTx, schema::BackendKey(2, 1, 5, k), v).ok());
+  };
+  put(be::kMaxRingPageOrder, "0");
+  put(be::kRegionSize, "1048576");
+  put(be::kRegionPages, "256");
+  put(be::kPageDirRefs, "1");
+  put(be::PageDirRef(0), "8");
+  put(be::kFeaturePersist, "1");
+  put(be::kHandshake, "0");
+  put(be::kState, "2");
+  std::string out;
+  BOOST_TEST(h.RunGuest({"--devid", "5", "--timeout-ms", "5000", "verify", "--count", "1"}, &out) ==
+             1);
+  BOOST_TEST(out.find("handshake") != std::string::npos, out);
+}
+
 }  // namespace
 }  // namespace vnvram

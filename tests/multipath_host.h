@@ -132,6 +132,15 @@ class MultipathHost {
   void StartAll() {
     for (auto& b : backends_) Start(b->spec.id);
   }
+  // SIGTERM, as systemctl stop does: vnvramd vaults and exits 0.
+  void Stop(const std::string& id) {
+    Backend& b = backend(id);
+    BOOST_TEST_REQUIRE(b.daemon != nullptr);
+    auto rc = b.daemon->Stop();
+    BOOST_TEST_REQUIRE(rc.ok(), rc.status().ToString());
+    BOOST_TEST(*rc == 0, "vnvramd " << id << " exited with " << *rc << "\n" << b.daemon->Log());
+    b.daemon.reset();
+  }
   // SIGKILL: a crash of the backend daemon.
   void Kill(const std::string& id) {
     Backend& b = backend(id);

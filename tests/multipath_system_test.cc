@@ -11,6 +11,7 @@
 
 #include <boost/test/unit_test.hpp>
 #include <string>
+#include <thread>
 
 #include "tests/multipath_host.h"
 
@@ -197,6 +198,61 @@ BOOST_AUTO_TEST_CASE(OperatorFailoverBothWaysUnderLoad) {
   BOOST_TEST_REQUIRE(rc == 0, Tail(g->transcript()) << h.Logs());
   BOOST_TEST(LastPersisted(g->transcript()) == 3999);
   VerifyAll(h, 4000);
+}
+
+// The upgrade of a backend without downtime, step by step as
+// docs/operations.md gives it, while the guest writes: move the volume off
+// a0, stop a0 with SIGTERM (a clean exit after its final vault), start it
+// again (the new binary), wait until it is in sync and the guest's group is
+// optimal, move the volume back. The guest never sees a failed persist and
+// only the two operator failovers run (no automatic one); every record it
+// saw acknowledged is there. The writer pauses (alive, the volume open)
+// near its end in case the steps outlast its writes.
+BOOST_AUTO_TEST_CASE(TheDocumentedBackendUpgradeUnderLoadLosesNothing) {
+  MultipathSpec spec;
+  spec.volume.size = 2 << 20;
+  MultipathHost h(spec);
+  StartHealthy(h);
+  auto g = h.Guest({"write", "--count", "32000", "--pause-after", "31000"});
+  BOOST_TEST_REQUIRE(g->WaitForLine("persisted 300 ", kClusterWait).ok(), g->transcript());
+  // The guest's output is read while the steps run, so that it never
+  // blocks on a full pipe: it writes all along, and its log lines (the
+  // monitor thread's among them) always get out. Nothing else touches `g`
+  // until the thread is joined.
+  bool paused = false;
+  std::thread reader(
+      [&] { paused = g->WaitForLine("paused 30999", std::chrono::milliseconds(120000)).ok(); });
+  struct Join {
+    std::thread& t;
+    ~Join() {
+      if (t.joinable()) t.join();
+    }
+  } join{reader};
+  // 3. Move the volume off a0, without --force: a0 is alive.
+  auto off = h.Tool({"failover", "1", h.volume(), "--to", "1", "--timeout", "30"});
+  BOOST_TEST_REQUIRE(off.exit_code == 0, off.out << Outcome(h) << h.Logs());
+  BOOST_TEST(h.Repl("a1", rk::kRole) == rk::kRolePrimary);
+  // 4. Stop a0 (SIGTERM); 5. start it again and wait for it in sync.
+  h.Stop("a0");
+  h.Start("a0");
+  h.WaitHealthy("a1");
+  BOOST_TEST_REQUIRE(h.WaitFor("the group optimal again", [&] {
+    return h.Mp(mp::kStatus) == mp::kStatusOptimal && h.PathRole(0) == fe::kPathRoleStandby;
+  }));
+  // 6. Move it back.
+  auto back = h.Tool({"failover", "1", h.volume(), "--to", "0", "--timeout", "30"});
+  BOOST_TEST_REQUIRE(back.exit_code == 0, back.out << Outcome(h) << h.Logs());
+  BOOST_TEST(h.Repl("a0", rk::kRole) == rk::kRolePrimary);
+  // Two operator failovers (requests 1 and 2), no automatic one.
+  BOOST_TEST(h.Mp(mp::kFailoverCompleted) == "2", Outcome(h));
+  BOOST_TEST(h.Mp(mp::kFailoverReason) == mp::kFailoverReasonOperator, Outcome(h));
+  reader.join();
+  BOOST_TEST_REQUIRE(paused, Tail(g->transcript()));
+  BOOST_TEST_REQUIRE(g->WriteStdin("go\n").ok());
+  BOOST_TEST_REQUIRE(Finish(*g) == 0, Tail(g->transcript()) << h.Logs());
+  BOOST_TEST(LastPersisted(g->transcript()) == 31999);
+  BOOST_TEST(g->transcript().find("error") == std::string::npos, Tail(g->transcript()));
+  VerifyAll(h, 32000);
 }
 
 // An operator failover served by libvnvram's monitor thread while the
