@@ -209,28 +209,40 @@ BOOST_AUTO_TEST_CASE(NvramToolRejectsBadValuesWithOneLineNamingThem) {
   BOOST_TEST(dup.out.find("already exists") != std::string::npos, dup.out);
 }
 
-BOOST_AUTO_TEST_CASE(BackendPublishingBadGeometryFailsOpenWithoutCrashing) {
-  Host h;
-  // Domain 2 has no vnvramd: this test writes the backend's keys itself,
-  // as a hostile backend would, with a region-size that disagrees with
-  // region-pages.
+// Domain 2 has no vnvramd: the test writes device `dev`'s backend keys
+// itself, as a hostile backend would: a 1 MiB region's InitWait keys with
+// `changes` applied, then InitWait. The guest's open must fail (exit 1);
+// returns what the guest printed.
+std::string OpenFromAHostileBackend(Host& h, DevId dev,
+                                    const std::map<std::string, std::string>& changes) {
+  const std::string devid = std::to_string(dev);
   auto r = h.Tool(
-      {"attach", "1", "--backend", "2", "--devid", "4", "--size", "1M", "--volume", kVolume});
+      {"attach", "1", "--backend", "2", "--devid", devid, "--size", "1M", "--volume", kVolume});
   BOOST_TEST_REQUIRE(r.exit_code == 0, r.out);
   namespace be = schema::be;
+  std::map<std::string, std::string> keys = {{std::string(be::kMaxRingPageOrder), "0"},
+                                             {std::string(be::kRegionSize), "1048576"},
+                                             {std::string(be::kRegionPages), "256"},
+                                             {std::string(be::kPageDirRefs), "1"},
+                                             {be::PageDirRef(0), "8"},
+                                             {std::string(be::kFeaturePersist), "1"}};
+  for (const auto& [k, v] : changes) keys[k] = v;
   auto put = [&](std::string_view k, const std::string& v) {
-    BOOST_TEST_REQUIRE(h.xs0->Write(platform::kNoTx, schema::BackendKey(2, 1, 4, k), v).ok());
+    BOOST_TEST_REQUIRE(h.xs0->Write(platform::kNoTx, schema::BackendKey(2, 1, dev, k), v).ok());
   };
-  put(be::kMaxRingPageOrder, "0");
-  put(be::kRegionSize, "1048576");
-  put(be::kRegionPages, "255");
-  put(be::kPageDirRefs, "1");
-  put(be::PageDirRef(0), "8");
-  put(be::kFeaturePersist, "1");
-  put(be::kState, "2");
+  for (const auto& [k, v] : keys) put(k, v);
+  put(be::kState, "2");  // InitWait, once the rest is there
   std::string out;
-  BOOST_TEST(h.RunGuest({"--devid", "4", "--timeout-ms", "5000", "verify", "--count", "1"}, &out) ==
-             1);
+  BOOST_TEST(
+      h.RunGuest({"--devid", devid, "--timeout-ms", "5000", "verify", "--count", "1"}, &out) == 1);
+  return out;
+}
+
+// A region-size that disagrees with region-pages.
+BOOST_AUTO_TEST_CASE(BackendPublishingBadGeometryFailsOpenWithoutCrashing) {
+  Host h;
+  const std::string out =
+      OpenFromAHostileBackend(h, 4, {{std::string(schema::be::kRegionPages), "255"}});
   BOOST_TEST(out.find("region-pages") != std::string::npos, out);
   // The frontend reported it where the toolstack looks.
   auto err = h.xs0->Read(platform::kNoTx, schema::FrontendKey(1, 4, schema::fe::kError));
@@ -242,24 +254,8 @@ BOOST_AUTO_TEST_CASE(BackendPublishingBadGeometryFailsOpenWithoutCrashing) {
 // fails naming it, before anything is mapped.
 BOOST_AUTO_TEST_CASE(BackendPublishingABadHandshakeFailsOpenNamingIt) {
   Host h;
-  auto r = h.Tool(
-      {"attach", "1", "--backend", "2", "--devid", "5", "--size", "1M", "--volume", kVolume});
-  BOOST_TEST_REQUIRE(r.exit_code == 0, r.out);
-  namespace be = schema::be;
-  auto put = [&](std::string_view k, const std::string& v) {
-    BOOST_TEST_REQUIRE(h.xs0->Write(platform::kNoTx, schema::BackendKey(2, 1, 5, k), v).ok());
-  };
-  put(be::kMaxRingPageOrder, "0");
-  put(be::kRegionSize, "1048576");
-  put(be::kRegionPages, "256");
-  put(be::kPageDirRefs, "1");
-  put(be::PageDirRef(0), "8");
-  put(be::kFeaturePersist, "1");
-  put(be::kHandshake, "0");
-  put(be::kState, "2");
-  std::string out;
-  BOOST_TEST(h.RunGuest({"--devid", "5", "--timeout-ms", "5000", "verify", "--count", "1"}, &out) ==
-             1);
+  const std::string out =
+      OpenFromAHostileBackend(h, 5, {{std::string(schema::be::kHandshake), "0"}});
   BOOST_TEST(out.find("handshake") != std::string::npos, out);
 }
 

@@ -47,6 +47,15 @@ std::string Outcome(MultipathHost& h) {
   return s;
 }
 
+// `nvram-tool failover 1 VOLUME --to DEVID --timeout SECONDS`, which must
+// succeed (exit 0); its output.
+std::string RequireOperatorFailover(MultipathHost& h, DevId to, int seconds = 20) {
+  auto r = h.Tool({"failover", "1", h.volume(), "--to", std::to_string(to), "--timeout",
+                   std::to_string(seconds)});
+  BOOST_TEST_REQUIRE(r.exit_code == 0, r.out << Outcome(h) << h.Logs());
+  return r.out;
+}
+
 // The end of a long transcript, for messages.
 std::string Tail(const std::string& s) {
   return s.size() > 3000 ? "...\n" + s.substr(s.size() - 3000) : s;
@@ -107,8 +116,7 @@ BOOST_AUTO_TEST_CASE(AReopenWaitsForThePrimarysPathInsteadOfActivatingAnother) {
   StartHealthy(h);
   auto g = h.Guest({"write", "--count", "20", "--pause-after", "10"});
   BOOST_TEST_REQUIRE(g->WaitForLine("paused 9", kClusterWait).ok(), g->transcript());
-  auto r = h.Tool({"failover", "1", h.volume(), "--to", "1", "--timeout", "20"});
-  BOOST_TEST_REQUIRE(r.exit_code == 0, r.out << Outcome(h) << h.Logs());
+  RequireOperatorFailover(h, 1);
   BOOST_TEST_REQUIRE(g->WriteStdin("go\n").ok());
   BOOST_TEST_REQUIRE(Finish(*g) == 0, g->transcript());
   const std::string epoch = h.Repl("a1", rk::kEpoch);
@@ -182,10 +190,9 @@ BOOST_AUTO_TEST_CASE(OperatorFailoverBothWaysUnderLoad) {
   StartHealthy(h);
   auto g = h.Guest({"write", "--count", "4000"});
   BOOST_TEST_REQUIRE(g->WaitForLine("persisted 300 ", kClusterWait).ok(), g->transcript());
-  auto to1 = h.Tool({"failover", "1", h.volume(), "--to", "1", "--timeout", "20"});
-  BOOST_TEST_REQUIRE(to1.exit_code == 0, to1.out << Outcome(h) << h.Logs());
-  BOOST_TEST(to1.out.find("0 -> 1") != std::string::npos, to1.out);
-  BOOST_TEST_MESSAGE("operator failover 0 -> 1: " << to1.out);
+  const std::string to1 = RequireOperatorFailover(h, 1);
+  BOOST_TEST(to1.find("0 -> 1") != std::string::npos, to1);
+  BOOST_TEST_MESSAGE("operator failover 0 -> 1: " << to1);
   BOOST_TEST(h.Repl("a1", rk::kRole) == rk::kRolePrimary);
   h.WaitHealthy("a1");
   auto to0 = h.Tool({"failover", "1", "0", "--to", "0", "--timeout", "20", "--json"});
@@ -229,8 +236,7 @@ BOOST_AUTO_TEST_CASE(TheDocumentedBackendUpgradeUnderLoadLosesNothing) {
     }
   } join{reader};
   // 3. Move the volume off a0, without --force: a0 is alive.
-  auto off = h.Tool({"failover", "1", h.volume(), "--to", "1", "--timeout", "30"});
-  BOOST_TEST_REQUIRE(off.exit_code == 0, off.out << Outcome(h) << h.Logs());
+  RequireOperatorFailover(h, 1, 30);
   BOOST_TEST(h.Repl("a1", rk::kRole) == rk::kRolePrimary);
   // 4. Stop a0 (SIGTERM); 5. start it again and wait for it in sync.
   h.Stop("a0");
@@ -240,8 +246,7 @@ BOOST_AUTO_TEST_CASE(TheDocumentedBackendUpgradeUnderLoadLosesNothing) {
     return h.Mp(mp::kStatus) == mp::kStatusOptimal && h.PathRole(0) == fe::kPathRoleStandby;
   }));
   // 6. Move it back.
-  auto back = h.Tool({"failover", "1", h.volume(), "--to", "0", "--timeout", "30"});
-  BOOST_TEST_REQUIRE(back.exit_code == 0, back.out << Outcome(h) << h.Logs());
+  RequireOperatorFailover(h, 0, 30);
   BOOST_TEST(h.Repl("a0", rk::kRole) == rk::kRolePrimary);
   // Two operator failovers (requests 1 and 2), no automatic one.
   BOOST_TEST(h.Mp(mp::kFailoverCompleted) == "2", Outcome(h));
@@ -265,8 +270,7 @@ BOOST_AUTO_TEST_CASE(FailoverBetweenRegionAndTheStoresKeepsThem) {
   StartHealthy(h);
   auto g = h.Guest({"write", "--count", "100", "--pause-mapped", "50"});
   BOOST_TEST_REQUIRE(g->WaitForLine("mapped 50", kClusterWait).ok(), g->transcript());
-  auto r = h.Tool({"failover", "1", h.volume(), "--to", "1", "--timeout", "20"});
-  BOOST_TEST_REQUIRE(r.exit_code == 0, r.out << Outcome(h) << h.Logs());
+  RequireOperatorFailover(h, 1);
   BOOST_TEST(h.Repl("a1", rk::kRole) == rk::kRolePrimary);
   BOOST_TEST_REQUIRE(g->WriteStdin("go\n").ok());
   const int rc = Finish(*g);
@@ -306,9 +310,7 @@ BOOST_AUTO_TEST_CASE(FailoverToALaggingReplicaWaitsForItsResync) {
   BOOST_TEST_REQUIRE(h.WaitFor("the resync of a1", [&] {
     return h.Repl("a0", rk::ReplicaState("a1")) == rk::kReplicaStateSyncing;
   }));
-  auto r = h.Tool({"failover", "1", h.volume(), "--to", "1", "--timeout", "60"});
-  BOOST_TEST_REQUIRE(r.exit_code == 0, r.out << Outcome(h) << h.Logs());
-  BOOST_TEST_MESSAGE("failover to the lagging replica: " << r.out);
+  BOOST_TEST_MESSAGE("failover to the lagging replica: " << RequireOperatorFailover(h, 1, 60));
   BOOST_TEST(h.Repl("a1", rk::kRole) == rk::kRolePrimary);
   BOOST_TEST(h.BackendLog("a1").find("activation waits for the resync") != std::string::npos,
              h.Logs());

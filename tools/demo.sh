@@ -40,13 +40,11 @@
 # so); no bare sleeps.
 set -euo pipefail
 
+# start_ready, reaped, fmt_us, stop_all, free_ports, check_prerequisites, finish.
+source "$(dirname "${BASH_SOURCE[0]}")/sim-processes.sh"
 BIN=${1:-build/bin}
 BIN=$(cd "$BIN" && pwd)
-for b in vnvram-xenstored vnvramd nvram-tool vnvram-guest-demo; do
-  [[ -x $BIN/$b ]] || { echo "demo: $BIN/$b is missing (run make demo)" >&2; exit 1; }
-done
-command -v perl >/dev/null || { echo "demo: perl is missing (perl-base, Essential on Debian)" >&2; exit 1; }
-command -v xenstore-read >/dev/null || { echo "demo: xenstore-read is missing (xenstore-utils; make deps)" >&2; exit 1; }
+check_prerequisites demo "$BIN" demo
 
 WORK=$(mktemp -d /tmp/vnvram-demo.XXXXXX)
 CLUSTER=$WORK/cluster.json
@@ -57,17 +55,7 @@ CAPACITY=$(( (SIZE - 4096) / 64 ))   # demo records: 64 bytes each after a 4 KiB
 PIDS=()
 declare -A BE                 # host -> pid of its vnvramd
 
-cleanup() {
-  local rc=$?
-  stop_all
-  if [[ $rc -ne 0 ]]; then
-    echo "demo: FAILED (exit $rc); logs kept in $WORK" >&2
-  else
-    rm -rf "$WORK"
-  fi
-  exit $rc
-}
-trap cleanup EXIT
+trap 'finish demo $?' EXIT
 trap 'exit 130' INT TERM
 
 # Times are in microseconds, from bash's clock (no process per reading).
@@ -80,8 +68,6 @@ say() {
 }
 indent() { sed 's/^/           /'; }
 die() { echo "demo: $*" >&2; exit 1; }
-# start_ready, reaped, fmt_us.
-source "$(dirname "${BASH_SOURCE[0]}")/sim-processes.sh"
 
 start_vnvramd() {
   local h=$1

@@ -1,7 +1,7 @@
 # Process helpers shared by tools/demo.sh, tools/tour.sh and
 # bench/failover-bench.sh (they source this file). The caller defines WORK
 # (a directory for fifos), the array PIDS (what its EXIT trap stops) and
-# die().
+# die() before it calls them.
 
 # start_ready LOG PROGRAM ARGS...: starts the program in the background with
 # --ready-fd 3 and waits (10 s) for its ready byte; the pid ends up in
@@ -48,4 +48,30 @@ free_ports() {
                   or die "bind: $!\n" } 1..$ARGV[0];
     print join(" ", map { $_->sockport } @s), "\n";' "$1") || die "could not find free TCP ports on 127.0.0.1"
   read -r -a FREE_PORTS <<<"$ports"
+}
+
+# check_prerequisites PROG BIN TARGET: the sim binaries in BIN, perl and
+# xenstore-read are there, else a one-line error naming the missing one and
+# how to get it (make TARGET, make deps), exit 1.
+check_prerequisites() {
+  local prog=$1 bin=$2 target=$3 b
+  for b in vnvram-xenstored vnvramd nvram-tool vnvram-guest-demo; do
+    [[ -x $bin/$b ]] || { echo "$prog: $bin/$b is missing (run make $target)" >&2; exit 1; }
+  done
+  command -v perl >/dev/null || { echo "$prog: perl is missing (perl-base, Essential on Debian)" >&2; exit 1; }
+  command -v xenstore-read >/dev/null ||
+    { echo "$prog: xenstore-read is missing (xenstore-utils; make deps)" >&2; exit 1; }
+}
+
+# finish PROG RC: the EXIT trap's work. Stops what PIDS lists; removes WORK
+# after a success, else keeps it and says so; exits RC.
+finish() {
+  local prog=$1 rc=$2
+  stop_all
+  if [[ $rc -ne 0 ]]; then
+    echo "$prog: FAILED (exit $rc); logs kept in $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
 }

@@ -16,32 +16,22 @@
 # it names. Waits are on events (ready bytes, output lines), never bare sleeps.
 set -euo pipefail
 
+# start_ready, reaped, free_ports, check_prerequisites, finish.
+source "$(dirname "${BASH_SOURCE[0]}")/sim-processes.sh"
 BIN=${1:-build/bin}
 BIN=$(cd "$BIN" && pwd)
-for b in vnvram-xenstored vnvramd nvram-tool vnvram-guest-demo; do
-  [[ -x $BIN/$b ]] || { echo "tour: $BIN/$b is missing (run make tour)" >&2; exit 1; }
-done
-command -v perl >/dev/null || { echo "tour: perl is missing (perl-base, Essential on Debian)" >&2; exit 1; }
-command -v xenstore-read >/dev/null || { echo "tour: xenstore-read is missing (xenstore-utils; make deps)" >&2; exit 1; }
+check_prerequisites tour "$BIN" tour
 
 WORK=$(mktemp -d /tmp/vnvram-tour.XXXXXX)
 PIDS=()
 die() { echo "tour: $*" >&2; exit 1; }
 cleanup() {
   local rc=$?
-  exec 4>&- 2>/dev/null || true
-  stop_all
-  if [[ $rc -ne 0 ]]; then
-    echo "tour: FAILED (exit $rc); logs kept in $WORK" >&2
-  else
-    rm -rf "$WORK"
-  fi
-  exit $rc
+  exec 4>&- 2>/dev/null || true   # the guest's stdin
+  finish tour "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-# start_ready (--ready-fd handshake), reaped.
-source "$(dirname "${BASH_SOURCE[0]}")/sim-processes.sh"
 
 # The transcript's names: D is the work directory, VOL the volume.
 export PATH=$BIN:$PATH

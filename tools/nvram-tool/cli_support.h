@@ -15,6 +15,7 @@
 #include "common/result.h"
 #include "common/status.h"
 #include "platform/platform.h"
+#include "tools/nvram-tool/cluster_view.h"
 
 namespace vnvram::tools {
 
@@ -60,6 +61,15 @@ inline Result<std::optional<DomId>> ParseLocalBackend(const CLI::App* cmd,
   auto b = ParseDomId(value, "--backend");
   if (!b.ok()) return b.status();
   return std::optional<DomId>(*b);
+}
+
+// --cluster of a command that reads the cluster file: the file given, else
+// DefaultClusterFile() ($VNVRAM_CLUSTER, else /etc/vnvram/cluster.json);
+// kInvalidArgument for an empty name.
+inline Result<std::string> ParseClusterFile(const CLI::App* cmd, const std::string& value) {
+  if (cmd->get_option("--cluster")->count() == 0) return DefaultClusterFile();
+  if (value.empty()) return Status::InvalidArgument("--cluster '': empty file name");
+  return value;
 }
 
 // The platform named by --platform and a xenstore handle on it (the

@@ -147,14 +147,11 @@ class ClusterCommand : public Command {
 
   int Run(const std::string& platform_spec) override {
     if (Status s = RejectExtras(status_); !s.ok()) return UsageError(s.message());
-    std::string file = DefaultClusterFile();
-    if (status_->get_option("--cluster")->count() != 0) {
-      if (cluster_.empty()) return UsageError("--cluster '': empty file name");
-      file = cluster_;
-    }
+    auto file = ParseClusterFile(status_, cluster_);
+    if (!file.ok()) return UsageError(file.status().message());
     auto b = ParseLocalBackend(status_, backend_);
     if (!b.ok()) return UsageError(b.status().message());
-    auto view = LoadClusterView(file, platform_spec, *b);
+    auto view = LoadClusterView(*file, platform_spec, *b);
     if (!view.ok()) return Failure(view.status());
     if (json_) {
       std::printf("%s\n", ClusterJson(*view).dump(2).c_str());

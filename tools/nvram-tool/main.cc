@@ -47,8 +47,8 @@
 #include "common/parse.h"
 #include "common/version.h"
 #include "platform/platform.h"
+#include "tools/nvram-tool/cli_support.h"
 #include "tools/nvram-tool/cluster_command.h"
-#include "tools/nvram-tool/cluster_view.h"
 #include "tools/nvram-tool/failover_request.h"
 #include "tools/nvram-tool/monitor.h"
 #include "tools/nvram-tool/replication_admin.h"
@@ -325,12 +325,9 @@ int Main(int argc, char** argv) {
   }
 
   if (inspect->parsed()) {
-    std::string file = vnvram::tools::DefaultClusterFile();
-    if (inspect->get_option("--cluster")->count() != 0) {
-      if (i_cluster.empty()) return UsageError("--cluster '': empty file name");
-      file = i_cluster;
-    }
-    return InspectCommand(file, i_host, i_key, i_vol, i_off, i_len, i_timeout, i_hex, i_json);
+    auto file = vnvram::tools::ParseClusterFile(inspect, i_cluster);
+    if (!file.ok()) return UsageError(file.status().message());
+    return InspectCommand(*file, i_host, i_key, i_vol, i_off, i_len, i_timeout, i_hex, i_json);
   }
 
   // Parse every argument before touching xenstore.

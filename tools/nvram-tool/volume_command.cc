@@ -153,18 +153,12 @@ class VolumeCommand : public Command {
   }
 
  private:
-  static Result<std::string> ClusterFile(const CLI::App* cmd, const std::string& value) {
-    if (cmd->get_option("--cluster")->count() == 0) return DefaultClusterFile();
-    if (value.empty()) return Status::InvalidArgument("--cluster '': empty file name");
-    return value;
-  }
-
   int Create() {
     if (Status s = RejectExtras(create_); !s.ok()) return UsageError(s.message());
     for (const char* o : {"--name", "--size", "--replicas"}) {
       if (Status s = Require(create_, o); !s.ok()) return UsageError(s.message());
     }
-    auto cluster = ClusterFile(create_, c_cluster_);
+    auto cluster = ParseClusterFile(create_, c_cluster_);
     if (!cluster.ok()) return UsageError(cluster.status().message());
     NewVolume v;
     if (!replication::IsValidHostId(c_name_)) {
@@ -212,7 +206,7 @@ class VolumeCommand : public Command {
   int Destroy(const std::string& platform_spec) {
     if (Status s = RejectExtras(destroy_); !s.ok()) return UsageError(s.message());
     if (Status s = Require(destroy_, "volume"); !s.ok()) return UsageError(s.message());
-    auto cluster = ClusterFile(destroy_, d_cluster_);
+    auto cluster = ParseClusterFile(destroy_, d_cluster_);
     if (!cluster.ok()) return UsageError(cluster.status().message());
     if (d_volume_.empty()) return UsageError("volume '': empty (a UUID or a name)");
     const VolumeSelector which = SelectVolume(d_volume_);
@@ -246,7 +240,7 @@ class VolumeCommand : public Command {
 
   int List(const std::string& platform_spec) {
     if (Status s = RejectExtras(list_); !s.ok()) return UsageError(s.message());
-    auto cluster = ClusterFile(list_, l_cluster_);
+    auto cluster = ParseClusterFile(list_, l_cluster_);
     if (!cluster.ok()) return UsageError(cluster.status().message());
     auto b = ParseLocalBackend(list_, l_backend_);
     if (!b.ok()) return UsageError(b.status().message());
