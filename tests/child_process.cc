@@ -107,15 +107,30 @@ Result<std::string> ChildProcess::WaitForLine(std::string_view prefix,
 
 Status ChildProcess::WriteStdin(std::string_view text) {
   if (in_fd_ < 0) return Status::FailedPrecondition("stdin closed");
+  // A child that has exited closed its end: the write fails with EPIPE
+  // and raises SIGPIPE, which must not kill the test. Block it on this
+  // thread for the write and take away the one the write raised.
+  sigset_t pipe_only, old;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+  Status result;
   while (!text.empty()) {
     const ssize_t w = write(in_fd_, text.data(), text.size());
     if (w < 0) {
       if (errno == EINTR) continue;
-      return Status::FromErrno(errno, "write to child");
+      result = Status::FromErrno(errno, "write to child");
+      if (errno == EPIPE) {
+        const timespec none{0, 0};
+        while (sigtimedwait(&pipe_only, nullptr, &none) < 0 && errno == EINTR) {
+        }
+      }
+      break;
     }
     text.remove_prefix(static_cast<size_t>(w));
   }
-  return Status::Ok();
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return result;
 }
 
 void ChildProcess::CloseStdin() {
